@@ -1,0 +1,131 @@
+// Runtime dispatch over SIMD targets and the OpenMP driver shared by every kernel.
+#include "core/kernels.hpp"
+
+#include <omp.h>
+
+#include <stdexcept>
+
+#include "core/isa_table.hpp"
+
+namespace dropkit {
+
+const char* simd_name(Simd s) {
+    switch (s) {
+        case Simd::scalar: return "scalar";
+        case Simd::avx2: return "avx2";
+        case Simd::avx512: return "avx512";
+    }
+    return "unknown";
+}
+
+bool simd_available(Simd s) {
+    switch (s) {
+        case Simd::scalar: return true;
+        case Simd::avx2:
+#if defined(DROPKIT_HAVE_AVX2)
+            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+#else
+            return false;
+#endif
+        case Simd::avx512:
+#if defined(DROPKIT_HAVE_AVX512)
+            return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                   __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c");
+#else
+            return false;
+#endif
+    }
+    return false;
+}
+
+Simd simd_best() {
+    if (simd_available(Simd::avx512)) return Simd::avx512;
+    if (simd_available(Simd::avx2)) return Simd::avx2;
+    return Simd::scalar;
+}
+
+namespace {
+
+const KernelTable& table(Simd s) {
+    if (!simd_available(s)) throw std::invalid_argument(std::string("SIMD target not available: ") + simd_name(s));
+    switch (s) {
+#if defined(DROPKIT_HAVE_AVX512)
+        case Simd::avx512: return kernels_avx512();
+#endif
+#if defined(DROPKIT_HAVE_AVX2)
+        case Simd::avx2: return kernels_avx2();
+#endif
+        default: return kernels_scalar();
+    }
+}
+
+// Split [0, n) into chunks and run body(i0, i1) on each, on up to `threads` threads. Chunk
+// boundaries sit at positions (offset + i) that are multiples of kChunk, so no tile is generated
+// twice; with index_aligned they sit at indices that are multiples of kChunk instead (packed
+// output, where two chunks must never share a byte). The bits never depend on the split.
+template <class Body>
+void parallel_chunks(std::size_t n, std::uint64_t offset, int threads, bool index_aligned, Body&& body) {
+    if (n == 0) return;
+    if (threads <= 1 || n < kParallelCutoff) {
+        body(std::size_t{0}, n);
+        return;
+    }
+    const std::size_t head = index_aligned ? 0 : static_cast<std::size_t>((kChunk - offset % kChunk) % kChunk);
+    const std::size_t first = head < n ? head : n;
+    const std::size_t rest = n - first;
+    const std::size_t lead = first > 0 ? 1 : 0;
+    const auto nchunks = static_cast<std::ptrdiff_t>(lead + (rest + kChunk - 1) / kChunk);
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (std::ptrdiff_t c = 0; c < nchunks; ++c) {
+        const auto uc = static_cast<std::size_t>(c);
+        std::size_t i0, i1;
+        if (lead && uc == 0) {
+            i0 = 0;
+            i1 = first;
+        } else {
+            i0 = first + (uc - lead) * kChunk;
+            i1 = (n - i0 < kChunk) ? n : i0 + kChunk;
+        }
+        body(i0, i1);
+    }
+}
+
+}  // namespace
+
+void philox4x32_10(const std::uint32_t* ctr, const std::uint32_t* key, std::uint32_t* out,
+                   std::size_t n, Simd simd) {
+    table(simd).philox(ctr, key, out, n);
+}
+
+void bernoulli_apply(const float* x, float* y, std::size_t n, std::uint64_t t, float s,
+                     std::uint64_t seed, std::uint64_t offset, int threads, Simd simd) {
+    const auto fn = table(simd).apply_f32;
+    parallel_chunks(n, offset, threads, false,
+                    [&](std::size_t i0, std::size_t i1) { fn(x, y, i0, i1, t, s, seed, offset); });
+}
+
+void bernoulli_apply(const double* x, double* y, std::size_t n, std::uint64_t t, double s,
+                     std::uint64_t seed, std::uint64_t offset, int threads, Simd simd) {
+    const auto fn = table(simd).apply_f64;
+    parallel_chunks(n, offset, threads, false,
+                    [&](std::size_t i0, std::size_t i1) { fn(x, y, i0, i1, t, s, seed, offset); });
+}
+
+void bernoulli_apply_f16(const std::uint16_t* x, std::uint16_t* y, std::size_t n, std::uint64_t t,
+                         float s, std::uint64_t seed, std::uint64_t offset, int threads, Simd simd) {
+    const auto fn = table(simd).apply_f16;
+    parallel_chunks(n, offset, threads, false,
+                    [&](std::size_t i0, std::size_t i1) { fn(x, y, i0, i1, t, s, seed, offset); });
+}
+
+void bernoulli_mask(std::uint8_t* out, std::size_t n, bool packed, std::uint64_t t,
+                    std::uint64_t seed, std::uint64_t offset, int threads, Simd simd) {
+    const KernelTable& k = table(simd);
+    const auto fn = packed ? k.mask_packed : k.mask_bytes;
+    parallel_chunks(n, offset, threads, packed,
+                    [&](std::size_t i0, std::size_t i1) { fn(out, i0, i1, t, seed, offset); });
+}
+
+int default_threads() { return omp_get_max_threads(); }
+
+}  // namespace dropkit

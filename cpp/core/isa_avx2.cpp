@@ -1,0 +1,93 @@
+// AVX2 (+FMA unused, +F16C): eight Philox lanes, so a tile is 8 blocks = 1024 positions.
+// Compiled with -mavx2 -mf16c only in this file; dispatch.cpp calls it only when the CPU has them.
+#include <immintrin.h>
+
+#define DROPKIT_ISA_NS isa_avx2
+#include "core/skeleton.hpp"
+
+namespace dropkit {
+namespace isa_avx2 {
+
+struct Isa {
+    static constexpr int W = 8;
+    using V = __m256i;
+    static V set1(std::uint32_t a) { return _mm256_set1_epi32(static_cast<int>(a)); }
+    static V load(const std::uint32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+    static void store(std::uint32_t* p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+    static V zero() { return _mm256_setzero_si256(); }
+    static V ones() { return _mm256_set1_epi32(-1); }
+    static V add(V a, V b) { return _mm256_add_epi32(a, b); }
+    static V bxor(V a, V b) { return _mm256_xor_si256(a, b); }
+    static V band(V a, V b) { return _mm256_and_si256(a, b); }
+    static V bor(V a, V b) { return _mm256_or_si256(a, b); }
+    static V bandnot(V a, V b) { return _mm256_andnot_si256(a, b); }
+    static void mulhilo(V a, std::uint32_t m, V& hi, V& lo) {
+        const V vm = set1(m);
+        const V even = _mm256_mul_epu32(a, vm);                         // lanes 0,2,4,6 -> 64 bit
+        const V odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), vm);  // lanes 1,3,5,7
+        lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+        hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+    }
+    static bool all_zero(const V (&v)[4]) {
+        const V o = _mm256_or_si256(_mm256_or_si256(v[0], v[1]), _mm256_or_si256(v[2], v[3]));
+        return _mm256_testz_si256(o, o) != 0;
+    }
+
+    // 8 (or 4) keep bits starting at bit p, as an integer.
+    static std::uint32_t bits_at(const std::uint8_t* bits, std::size_t p) {
+        std::uint16_t two;
+        std::memcpy(&two, bits + (p >> 3), sizeof two);
+        return static_cast<std::uint32_t>(two) >> (p & 7);
+    }
+    static __m256i lane_mask32(std::uint32_t b8) {
+        const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+        return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(b8 & 0xFFu)), sel), sel);
+    }
+    static __m256i lane_mask64(std::uint32_t b4) {
+        const __m256i sel = _mm256_setr_epi64x(1, 2, 4, 8);
+        return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(b4 & 0xFu), sel), sel);
+    }
+
+    static std::size_t apply(const float* x, float* y, std::size_t count, const std::uint8_t* bits,
+                             unsigned bit0, float s) {
+        const __m256 vs = _mm256_set1_ps(s);
+        std::size_t e = 0;
+        for (; e + 8 <= count; e += 8) {
+            const __m256 m = _mm256_castsi256_ps(lane_mask32(bits_at(bits, bit0 + e)));
+            _mm256_storeu_ps(y + e, _mm256_and_ps(_mm256_mul_ps(_mm256_loadu_ps(x + e), vs), m));
+        }
+        return e;
+    }
+    static std::size_t apply(const double* x, double* y, std::size_t count, const std::uint8_t* bits,
+                             unsigned bit0, double s) {
+        const __m256d vs = _mm256_set1_pd(s);
+        std::size_t e = 0;
+        for (; e + 4 <= count; e += 4) {
+            const __m256d m = _mm256_castsi256_pd(lane_mask64(bits_at(bits, bit0 + e)));
+            _mm256_storeu_pd(y + e, _mm256_and_pd(_mm256_mul_pd(_mm256_loadu_pd(x + e), vs), m));
+        }
+        return e;
+    }
+    static std::size_t apply(const std::uint16_t* x, std::uint16_t* y, std::size_t count,
+                             const std::uint8_t* bits, unsigned bit0, float s) {
+        const __m256 vs = _mm256_set1_ps(s);
+        std::size_t e = 0;
+        for (; e + 8 <= count; e += 8) {
+            const __m256 m = _mm256_castsi256_ps(lane_mask32(bits_at(bits, bit0 + e)));
+            const __m256 v = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + e)));
+            const __m128i h = _mm256_cvtps_ph(_mm256_and_ps(_mm256_mul_ps(v, vs), m),
+                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(y + e), h);
+        }
+        return e;
+    }
+};
+
+}  // namespace isa_avx2
+
+const KernelTable& kernels_avx2() {
+    static const KernelTable table = isa_avx2::make_table<isa_avx2::Isa>("avx2");
+    return table;
+}
+
+}  // namespace dropkit

@@ -1,0 +1,41 @@
+// The portable target: one lane of plain uint32 arithmetic. Same skeleton, same bits.
+#define DROPKIT_ISA_NS isa_scalar
+#include "core/isa_table.hpp"
+#include "core/skeleton.hpp"
+
+namespace dropkit {
+namespace isa_scalar {
+
+struct Isa {
+    static constexpr int W = 1;
+    using V = std::uint32_t;
+    static V set1(std::uint32_t a) { return a; }
+    static V load(const std::uint32_t* p) { return *p; }
+    static void store(std::uint32_t* p, V v) { *p = v; }
+    static V zero() { return 0u; }
+    static V ones() { return ~0u; }
+    static V add(V a, V b) { return a + b; }
+    static V bxor(V a, V b) { return a ^ b; }
+    static V band(V a, V b) { return a & b; }
+    static V bor(V a, V b) { return a | b; }
+    static V bandnot(V a, V b) { return ~a & b; }
+    static void mulhilo(V a, std::uint32_t m, V& hi, V& lo) {
+        const std::uint64_t p = std::uint64_t{a} * m;
+        hi = static_cast<V>(p >> 32);
+        lo = static_cast<V>(p);
+    }
+    static bool all_zero(const V (&v)[4]) { return (v[0] | v[1] | v[2] | v[3]) == 0; }
+    template <class T, class S>
+    static std::size_t apply(const T*, T*, std::size_t, const std::uint8_t*, unsigned, S) {
+        return 0;  // the skeleton's portable loop does it all
+    }
+};
+
+}  // namespace isa_scalar
+
+const KernelTable& kernels_scalar() {
+    static const KernelTable table = isa_scalar::make_table<isa_scalar::Isa>("scalar");
+    return table;
+}
+
+}  // namespace dropkit

@@ -1,0 +1,27 @@
+// The function table each SIMD target fills from the skeleton; dispatch.cpp picks one at run time.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace dropkit {
+
+struct KernelTable {
+    const char* name;
+    void (*philox)(const std::uint32_t* ctr, const std::uint32_t* key, std::uint32_t* out, std::size_t n);
+    void (*apply_f32)(const float* x, float* y, std::size_t i0, std::size_t i1, std::uint64_t t,
+                      float s, std::uint64_t seed, std::uint64_t offset);
+    void (*apply_f64)(const double* x, double* y, std::size_t i0, std::size_t i1, std::uint64_t t,
+                      double s, std::uint64_t seed, std::uint64_t offset);
+    void (*apply_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t i0, std::size_t i1,
+                      std::uint64_t t, float s, std::uint64_t seed, std::uint64_t offset);
+    void (*mask_bytes)(std::uint8_t* out, std::size_t i0, std::size_t i1, std::uint64_t t,
+                       std::uint64_t seed, std::uint64_t offset);
+    void (*mask_packed)(std::uint8_t* out, std::size_t i0, std::size_t i1, std::uint64_t t,
+                        std::uint64_t seed, std::uint64_t offset);
+};
+
+const KernelTable& kernels_scalar();
+const KernelTable& kernels_avx2();    // only when built with DROPKIT_HAVE_AVX2
+const KernelTable& kernels_avx512();  // only when built with DROPKIT_HAVE_AVX512
+
+}  // namespace dropkit

@@ -1,0 +1,44 @@
+// dropkit's C++ core: plain C++17, no Python. Every kernel takes raw pointers, a size, and its
+// stream position (seed, offset) and thread count explicitly; none holds global state, so the
+// same arguments always give the same bits (docs/rng.md).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace dropkit {
+
+enum class Simd : int { scalar = 0, avx2 = 1, avx512 = 2 };
+
+const char* simd_name(Simd s);
+// Compiled into this build and supported by this CPU.
+bool simd_available(Simd s);
+// The widest available target.
+Simd simd_best();
+
+// Philox4x32-10 of n (counter, key) pairs: ctr n x 4, key n x 2, out n x 4 (row-major).
+void philox4x32_10(const std::uint32_t* ctr, const std::uint32_t* key, std::uint32_t* out,
+                   std::size_t n, Simd simd);
+
+// y[i] = keep(seed, offset + i, t) ? x[i] * s : +0.0 for i in [0, n). t = round(rate * 2^32) in
+// [0, 2^32]. y may equal x (in place); any other overlap is the caller's to avoid.
+void bernoulli_apply(const float* x, float* y, std::size_t n, std::uint64_t t, float s,
+                     std::uint64_t seed, std::uint64_t offset, int threads, Simd simd);
+void bernoulli_apply(const double* x, double* y, std::size_t n, std::uint64_t t, double s,
+                     std::uint64_t seed, std::uint64_t offset, int threads, Simd simd);
+// float16 stored as its bits; computed in float32.
+void bernoulli_apply_f16(const std::uint16_t* x, std::uint16_t* y, std::size_t n, std::uint64_t t,
+                         float s, std::uint64_t seed, std::uint64_t offset, int threads, Simd simd);
+
+// The keep mask: out[i] in {0, 1} (n bytes), or packed in numpy.packbits order (ceil(n/8) bytes).
+void bernoulli_mask(std::uint8_t* out, std::size_t n, bool packed, std::uint64_t t,
+                    std::uint64_t seed, std::uint64_t offset, int threads, Simd simd);
+
+// OMP_NUM_THREADS, or the number of cores.
+int default_threads();
+
+// Arrays below this many elements run on one thread whatever `threads` says.
+inline constexpr std::size_t kParallelCutoff = std::size_t{1} << 16;
+// Threads split the work in chunks of this many positions (a multiple of every target's tile).
+inline constexpr std::size_t kChunk = std::size_t{1} << 14;
+
+}  // namespace dropkit

@@ -1,0 +1,217 @@
+// The one kernel skeleton that every SIMD target instantiates:
+//     stream position -> bit planes of u(g) -> keep bits -> a sink that applies them.
+// Include this from an ISA translation unit after defining DROPKIT_ISA_NS (a namespace name unique
+// to the target) and an `Isa` traits struct in that namespace, so that code compiled with
+// different target flags can never be merged by the linker.
+//
+// Isa provides:
+//   static constexpr int W;                 lanes of 32 bits; a tile is W blocks of 128 positions
+//   using V;                                W lanes of uint32
+//   V set1(uint32_t), V load(const uint32_t*), void store(uint32_t*, V)
+//   V bxor(V, V), V band(V, V), V bor(V, V), V bandnot(V a, V b) = ~a & b, V ones(), V zero()
+//   void mulhilo(V a, uint32_t m, V& hi, V& lo)            32x32 -> 64-bit products per lane
+//   bool all_zero(const V (&v)[4])
+//   size_t apply(const T* x, T* y, size_t count, const uint8_t* bits, unsigned bit0, S scale)
+//       for T = float, double (S = T) and uint16_t (float16 bits, S = float): y[e] = keep ? x[e]*s : +0,
+//       keep = bit (bit0 + e) of `bits` (little-endian bit order); returns how many it handled
+//       (the skeleton finishes the rest with the portable scalar code below).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "core/half.hpp"
+#include "core/isa_table.hpp"
+#include "core/philox.hpp"
+#include "core/stream.hpp"
+
+#ifndef DROPKIT_ISA_NS
+#error "define DROPKIT_ISA_NS before including skeleton.hpp"
+#endif
+
+namespace dropkit {
+namespace DROPKIT_ISA_NS {
+
+// Philox4x32-10 on W independent lanes (docs/rng.md section 1).
+template <class Isa, class V = typename Isa::V>
+inline void philox_lanes(V c0, V c1, V c2, V c3, V k0, V k1, V (&out)[4]) {
+    const V w0 = Isa::set1(kPhiloxW0), w1 = Isa::set1(kPhiloxW1);
+    for (int r = 0; r < kPhiloxRounds; ++r) {
+        if (r > 0) {
+            k0 = Isa::add(k0, w0);
+            k1 = Isa::add(k1, w1);
+        }
+        V hi0, lo0, hi1, lo1;
+        Isa::mulhilo(c0, kPhiloxM0, hi0, lo0);
+        Isa::mulhilo(c2, kPhiloxM1, hi1, lo1);
+        c0 = Isa::bxor(Isa::bxor(hi1, c1), k0);
+        c1 = lo1;
+        c2 = Isa::bxor(Isa::bxor(hi0, c3), k1);
+        c3 = lo0;
+    }
+    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+
+// Batch Philox for the public philox4x32_10: ctr (n x 4), key (n x 2), out (n x 4).
+template <class Isa>
+void philox_batch(const std::uint32_t* ctr, const std::uint32_t* key, std::uint32_t* out, std::size_t n) {
+    constexpr int W = Isa::W;
+    alignas(64) std::uint32_t in[6][W];
+    alignas(64) std::uint32_t res[4][W];
+    for (std::size_t i0 = 0; i0 < n; i0 += W) {
+        const std::size_t m = (n - i0 < std::size_t{W}) ? n - i0 : std::size_t{W};
+        for (std::size_t l = 0; l < W; ++l) {
+            const std::size_t i = i0 + (l < m ? l : 0);
+            for (int w = 0; w < 4; ++w) in[w][l] = ctr[4 * i + static_cast<std::size_t>(w)];
+            in[4][l] = key[2 * i];
+            in[5][l] = key[2 * i + 1];
+        }
+        typename Isa::V o[4];
+        philox_lanes<Isa>(Isa::load(in[0]), Isa::load(in[1]), Isa::load(in[2]), Isa::load(in[3]),
+                          Isa::load(in[4]), Isa::load(in[5]), o);
+        for (int w = 0; w < 4; ++w) Isa::store(res[w], o[w]);
+        for (std::size_t l = 0; l < m; ++l)
+            for (int w = 0; w < 4; ++w) out[4 * (i0 + l) + static_cast<std::size_t>(w)] = res[w][l];
+    }
+}
+
+// Keep bits of the tile made of blocks block0 .. block0+W-1: bit (p mod 32) of words[p / 32]
+// is the keep bit of position 128*block0 + p. Planes are generated most significant first and
+// the loop stops once every position of the tile is decided (docs/rng.md section 4).
+template <class Isa>
+inline void keep_words(std::uint64_t seed, std::uint64_t block0, std::uint64_t t, std::uint32_t* words) {
+    constexpr int W = Isa::W;
+    using V = typename Isa::V;
+    if (t == 0 || t >= kThresholdMax) {
+        const std::uint32_t fill = (t == 0) ? 0xFFFFFFFFu : 0u;
+        for (int i = 0; i < 4 * W; ++i) words[i] = fill;
+        return;
+    }
+    alignas(64) std::uint32_t c0[W], c1[W];
+    for (int l = 0; l < W; ++l) {
+        const std::uint64_t b = block0 + static_cast<std::uint64_t>(l);
+        c0[l] = static_cast<std::uint32_t>(b);
+        c1[l] = static_cast<std::uint32_t>(b >> 32);
+    }
+    const V vc0 = Isa::load(c0), vc1 = Isa::load(c1), vc3 = Isa::set1(kStreamBernoulli);
+    const V k0 = Isa::set1(static_cast<std::uint32_t>(seed));
+    const V k1 = Isa::set1(static_cast<std::uint32_t>(seed >> 32));
+    V lt[4] = {Isa::zero(), Isa::zero(), Isa::zero(), Isa::zero()};  // u < t already decided
+    V eq[4] = {Isa::ones(), Isa::ones(), Isa::ones(), Isa::ones()};  // top planes equal to t's
+    const int planes = planes_needed(t);
+    for (int p = 0; p < planes; ++p) {
+        V u[4];
+        philox_lanes<Isa>(vc0, vc1, Isa::set1(static_cast<std::uint32_t>(p)), vc3, k0, k1, u);
+        if ((t >> (31 - p)) & 1u) {
+            for (int w = 0; w < 4; ++w) {
+                lt[w] = Isa::bor(lt[w], Isa::bandnot(u[w], eq[w]));
+                eq[w] = Isa::band(eq[w], u[w]);
+            }
+        } else {
+            for (int w = 0; w < 4; ++w) eq[w] = Isa::bandnot(u[w], eq[w]);
+        }
+        if (Isa::all_zero(eq)) break;
+    }
+    alignas(64) std::uint32_t tmp[4][W];
+    for (int w = 0; w < 4; ++w) Isa::store(tmp[w], lt[w]);
+    for (int l = 0; l < W; ++l)
+        for (int w = 0; w < 4; ++w) words[4 * l + w] = ~tmp[w][l];
+}
+
+inline bool keep_bit(const std::uint32_t* words, std::size_t p) {
+    return (words[p >> 5] >> (p & 31)) & 1u;
+}
+
+// Portable element-wise apply, used by the scalar target and for the tails of the SIMD ones.
+// Branch-free: a mask that is random at rate 0.5 would mispredict half the branches.
+inline float mul_keep(float x, float s, bool keep) {
+    return bits_to_float(float_to_bits(x * s) & (0u - static_cast<std::uint32_t>(keep)));
+}
+inline double mul_keep(double x, double s, bool keep) {
+    const double p = x * s;
+    std::uint64_t u;
+    std::memcpy(&u, &p, sizeof u);
+    u &= 0ull - static_cast<std::uint64_t>(keep);
+    double r;
+    std::memcpy(&r, &u, sizeof r);
+    return r;
+}
+inline std::uint16_t mul_keep(std::uint16_t x, float s, bool keep) {
+    return static_cast<std::uint16_t>(float_to_half(half_to_float(x) * s) & (0u - static_cast<unsigned>(keep)));
+}
+
+// Walk elements [i0, i1) of an array whose element i sits at position offset + i, one tile at a
+// time, handing each tile's keep bits to sink(i, count, words, bit0).
+template <class Isa, class Sink>
+inline void walk(std::size_t i0, std::size_t i1, std::uint64_t offset, std::uint64_t seed,
+                 std::uint64_t t, Sink&& sink) {
+    constexpr std::uint64_t kTile = kBlockSize * Isa::W;
+    // +2 words: SIMD sinks may read a few bytes past the last bit they use.
+    alignas(64) std::uint32_t words[4 * Isa::W + 2] = {};
+    std::size_t i = i0;
+    while (i < i1) {
+        const std::uint64_t g = offset + i;
+        const std::uint64_t in_tile = g % kTile;
+        const std::uint64_t left = kTile - in_tile;
+        const std::size_t count = (i1 - i < left) ? i1 - i : static_cast<std::size_t>(left);
+        keep_words<Isa>(seed, (g - in_tile) >> kBlockBits, t, words);
+        sink(i, count, words, static_cast<unsigned>(in_tile));
+        i += count;
+    }
+}
+
+template <class Isa, class T, class S>
+void apply_range(const T* x, T* y, std::size_t i0, std::size_t i1, std::uint64_t t, S s,
+                 std::uint64_t seed, std::uint64_t offset) {
+    walk<Isa>(i0, i1, offset, seed, t,
+              [&](std::size_t i, std::size_t count, const std::uint32_t* words, unsigned bit0) {
+                  const auto* bytes = reinterpret_cast<const std::uint8_t*>(words);
+                  std::size_t e = Isa::apply(x + i, y + i, count, bytes, bit0, s);
+                  for (; e < count; ++e) y[i + e] = mul_keep(x[i + e], s, keep_bit(words, bit0 + e));
+              });
+}
+
+// Unpacked mask: out[i] = 1 if kept else 0.
+template <class Isa>
+void mask_bytes_range(std::uint8_t* out, std::size_t i0, std::size_t i1, std::uint64_t t,
+                      std::uint64_t seed, std::uint64_t offset) {
+    walk<Isa>(i0, i1, offset, seed, t,
+              [&](std::size_t i, std::size_t count, const std::uint32_t* words, unsigned bit0) {
+                  for (std::size_t e = 0; e < count; ++e)
+                      out[i + e] = static_cast<std::uint8_t>(keep_bit(words, bit0 + e));
+              });
+}
+
+// Packed mask in numpy.packbits (big) order. i0 must be a multiple of 8 so that no two calls
+// write the same byte; the caller zeroes nothing: every byte in range is written whole.
+template <class Isa>
+void mask_packed_range(std::uint8_t* out, std::size_t i0, std::size_t i1, std::uint64_t t,
+                       std::uint64_t seed, std::uint64_t offset) {
+    std::uint32_t acc = 0;
+    walk<Isa>(i0, i1, offset, seed, t,
+              [&](std::size_t i, std::size_t count, const std::uint32_t* words, unsigned bit0) {
+                  for (std::size_t e = 0; e < count; ++e) {
+                      const std::size_t k = i + e;
+                      acc = (acc << 1) | static_cast<std::uint32_t>(keep_bit(words, bit0 + e));
+                      if ((k & 7) == 7) {
+                          out[k >> 3] = static_cast<std::uint8_t>(acc);
+                          acc = 0;
+                      }
+                  }
+              });
+    if (i1 & 7) out[i1 >> 3] = static_cast<std::uint8_t>(acc << (8 - (i1 & 7)));
+}
+
+template <class Isa>
+KernelTable make_table(const char* name) {
+    return KernelTable{name,
+                       &philox_batch<Isa>,
+                       &apply_range<Isa, float, float>,
+                       &apply_range<Isa, double, double>,
+                       &apply_range<Isa, std::uint16_t, float>,
+                       &mask_bytes_range<Isa>,
+                       &mask_packed_range<Isa>};
+}
+
+}  // namespace DROPKIT_ISA_NS
+}  // namespace dropkit

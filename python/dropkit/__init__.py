@@ -1,0 +1,2 @@
+from . import _core
+__version__ = _core.__version__
