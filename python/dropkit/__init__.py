@@ -1,2 +1,32 @@
+"""dropkit: fast, exact, reproducible dropout for NumPy.
+
+A C++17 core (OpenMP threads, AVX2/AVX-512 with runtime dispatch) over a counter-based
+Philox4x32-10 stream: every mask is a pure function of (seed, offset, element index, rate), the
+same on every thread count, SIMD target and chunking, and the same as the pure-NumPy reference
+in :mod:`dropkit.reference`. See docs/rng.md for the stream, README.md for an overview.
+"""
 from . import _core
-__version__ = _core.__version__
+from ._api import dropout, dropout_backward, dropout_mask, philox4x32_10
+from ._runtime import (available_simd_targets, get_num_threads, set_num_threads, set_simd_target,
+                       simd_target)
+from .layers import Dropout, InvertedDropout
+from . import reference
+
+__version__: str = _core.__version__
+STREAM_VERSION: int = _core.STREAM_VERSION
+
+__all__ = [
+    "Dropout",
+    "InvertedDropout",
+    "STREAM_VERSION",
+    "available_simd_targets",
+    "dropout",
+    "dropout_backward",
+    "dropout_mask",
+    "get_num_threads",
+    "philox4x32_10",
+    "reference",
+    "set_num_threads",
+    "set_simd_target",
+    "simd_target",
+]

@@ -1,0 +1,247 @@
+"""The functional API. Validation and the mode logic live here once; the per-element work goes to
+one of two kernel sets with the same names and arguments: ``dropkit._core`` (C++) or
+``dropkit.reference._kernels`` (NumPy). docs/rng.md specifies what both compute."""
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from . import _core, _runtime, _validate
+from .reference import _kernels as _ref_kernels
+
+_TWO32 = 1 << 32
+
+
+def _kernels(backend: str | None) -> ModuleType:
+    return _core if _runtime.backend_name(backend) == "core" else _ref_kernels
+
+
+def threshold(rate: float) -> int:
+    """``t = round(rate * 2**32)`` (ties to even): an element is kept iff ``u >= t`` (docs/rng.md §4)."""
+    return round(rate * _TWO32)
+
+
+def _compute_dtype(dtype: np.dtype) -> type:
+    return np.float64 if dtype == np.float64 else np.float32
+
+
+def _identity(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    if out is None:
+        return x
+    if out is not x:
+        np.copyto(out, x)
+    return out
+
+
+def _scaled(x: np.ndarray, factor: float, out: np.ndarray | None) -> np.ndarray:
+    """``x * factor``, the factor rounded once to the compute dtype (classic evaluation)."""
+    ct = _compute_dtype(x.dtype)
+    if x.dtype == np.float16:
+        y = (x.astype(np.float32) * np.float32(factor)).astype(np.float16)
+        return _identity(y, out) if out is not None else y
+    return np.multiply(x, ct(factor), out=out) if out is not None else np.multiply(x, ct(factor))
+
+
+def _masked(x: np.ndarray, rate: float, inverted: bool, seed: int, offset: int,
+            out: np.ndarray | None, backend: str | None) -> np.ndarray:
+    """Training-mode forward, and every backward: keep ? x * s : +0."""
+    if rate == 0.0:  # everything kept, s = 1 in both modes
+        return _identity(x, out)
+    scale = 0.0 if rate == 1.0 else (1.0 / (1.0 - rate) if inverted else 1.0)
+    src = np.ascontiguousarray(x)
+    if out is None:
+        y = np.empty(x.shape, dtype=x.dtype)
+    else:
+        y = out
+        # In place (the very same buffer) is safe element by element; any other overlap is not.
+        same = src.__array_interface__["data"][0] == y.__array_interface__["data"][0]
+        if not same and np.may_share_memory(src, y):
+            src = src.copy()
+    if y.size:
+        _kernels(backend).bernoulli_apply(src.reshape(-1), y.reshape(-1), threshold(rate), scale,
+                                          seed, offset, threads=_runtime.get_num_threads(),
+                                          simd=_runtime.simd_target())
+    return y
+
+
+def _check_common(x: Any, rate: Any, seed: Any, offset: Any, out: Any):
+    r = _validate.rate(rate)
+    s = _validate.uint64(seed, "seed")
+    o = _validate.uint64(offset, "offset")
+    a = _validate.float_array(x, "x")
+    _validate.span(o, a.size)
+    return a, r, s, o, _validate.out_array(out, a)
+
+
+def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, out=None, backend=None):
+    """Dropout forward: zero each element with probability ``rate``.
+
+    The mask is a pure function of ``(seed, offset + flat index, rate)`` (docs/rng.md), so any
+    call can be repeated, split into chunks or run on any number of threads with the same bits.
+
+    Parameters
+    ----------
+    x : array_like
+        float16, float32 or float64, any shape (0-d and empty included), any strides.
+    rate : float
+        Drop probability in [0, 1].
+    seed : int
+        In [0, 2**64); the Philox key.
+    offset : int, default 0
+        Stream position of ``x.flat[0]``; ``offset + x.size`` must not exceed 2**64.
+    training : bool, default True
+        False: no mask. Inverted dropout returns ``x`` itself; classic returns ``(1 - rate) * x``.
+    inverted : bool, default True
+        True: kept elements are scaled by ``1 / (1 - rate)`` in training (PyTorch, Keras).
+        False: the classic formulation (Srivastava et al.): kept elements unscaled in training,
+        everything scaled by ``1 - rate`` in evaluation.
+    out : ndarray, optional
+        Destination with ``x``'s shape and dtype, writable and C-contiguous; may be ``x`` itself.
+        Anything else raises, nothing is written.
+    backend : {None, "core", "numpy"}
+        None: the ``DROPKIT_BACKEND`` environment variable, default ``"core"`` (C++).
+        ``"numpy"`` runs the pure-NumPy reference, bit for bit the same.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype as ``x``. When the call is the identity (inverted evaluation, or
+        ``rate == 0``) and ``out`` is None, ``x`` itself is returned, as ``torch.nn.functional.dropout``
+        does; pass ``out=`` for a copy.
+
+    Raises
+    ------
+    ValueError
+        rate outside [0, 1] or NaN or not a real number; seed or offset outside [0, 2**64);
+        offset + size > 2**64; ``out`` of the wrong shape, read-only or not C-contiguous.
+    TypeError
+        x (or ``out``) not float16/float32/float64; seed or offset not an integer.
+
+    Notes
+    -----
+    A dropped element is ``+0.0`` whatever it held (NaN and infinities included): the mask selects,
+    it does not multiply. float16 is computed in float32 and rounded once.
+
+    Examples
+    --------
+    >>> import numpy as np, dropkit
+    >>> y = dropkit.dropout(np.ones(8, np.float32), 0.5, seed=42)
+    >>> sorted(set(y.tolist())) in ([0.0, 2.0], [2.0], [0.0])
+    True
+    """
+    a, r, s, o, out = _check_common(x, rate, seed, offset, out)
+    if not training:
+        return _identity(a, out) if inverted else _scaled(a, 1.0 - r, out)
+    return _masked(a, r, inverted, s, o, out, backend)
+
+
+def dropout_backward(grad, rate, *, seed, offset=0, inverted=True, out=None, backend=None):
+    """Gradient of training-mode :func:`dropout` with respect to its input.
+
+    Regenerates the mask from ``(seed, offset, rate)`` (nothing was stored) and applies the same
+    scale: ``grad * mask / (1 - rate)`` (inverted) or ``grad * mask`` (classic).
+
+    Parameters
+    ----------
+    grad : array_like
+        Gradient of the loss with respect to the forward's output; float16/32/64.
+    rate, seed, offset, inverted, out, backend
+        As in :func:`dropout`; pass the forward's values.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype as ``grad``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`dropout`.
+    """
+    a, r, s, o, out = _check_common(grad, rate, seed, offset, out)
+    return _masked(a, r, inverted, s, o, out, backend)
+
+
+def dropout_mask(shape, rate, *, seed, offset=0, packed=False, backend=None):
+    """The keep mask :func:`dropout` would use for an array of this shape.
+
+    Parameters
+    ----------
+    shape : int or tuple of int
+    rate, seed, offset, backend
+        As in :func:`dropout`.
+    packed : bool, default False
+        False: a bool array of ``shape``, True = kept. True: the flat C-order mask in
+        ``numpy.packbits`` layout (``bitorder="big"``: element ``8i`` is the most significant bit
+        of byte ``i``; unused low bits of the last byte are 0), a uint8 array of
+        ``ceil(size / 8)`` bytes. ``np.unpackbits(m, count=size).reshape(shape)`` undoes it.
+
+    Returns
+    -------
+    ndarray
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad rate, seed, offset or shape.
+    """
+    dims = _validate.shape(shape)
+    r = _validate.rate(rate)
+    s = _validate.uint64(seed, "seed")
+    o = _validate.uint64(offset, "offset")
+    n = int(np.prod(dims, dtype=np.int64)) if dims else 1
+    _validate.span(o, n)
+    out = np.empty((n + 7) // 8, dtype=np.uint8) if packed else np.empty(dims, dtype=np.bool_)
+    _kernels(backend).bernoulli_mask(out.reshape(-1), n, threshold(r), s, o, bool(packed),
+                                     threads=_runtime.get_num_threads(), simd=_runtime.simd_target())
+    return out
+
+
+def philox4x32_10(counter, key, *, backend=None):
+    """Philox4x32-10 (Random123) block function, the generator under every dropkit mask.
+
+    Parameters
+    ----------
+    counter : array_like of uint32, shape (..., 4)
+    key : array_like of uint32, shape (..., 2)
+        The leading dimensions broadcast against each other.
+    backend : {None, "core", "numpy"}
+
+    Returns
+    -------
+    ndarray of uint32, shape (broadcast leading dims..., 4)
+
+    Raises
+    ------
+    TypeError
+        Non-integer input.
+    ValueError
+        Last dimension not 4 (counter) or 2 (key), or a value outside [0, 2**32).
+
+    Examples
+    --------
+    >>> import dropkit
+    >>> [hex(v) for v in dropkit.philox4x32_10([0, 0, 0, 0], [0, 0])]
+    ['0x6627e8d5', '0xe169c58d', '0xbc57ac4c', '0x9b00dbd8']
+    """
+    if _runtime.backend_name(backend) == "numpy":
+        return _ref_kernels.philox4x32_10(counter, key)
+    c = _uint32_words(counter, "counter", 4)
+    k = _uint32_words(key, "key", 2)
+    lead = np.broadcast_shapes(c.shape[:-1], k.shape[:-1])
+    cb = np.ascontiguousarray(np.broadcast_to(c, lead + (4,)).reshape(-1, 4))
+    kb = np.ascontiguousarray(np.broadcast_to(k, lead + (2,)).reshape(-1, 2))
+    return _core.philox4x32_10(cb, kb, simd=_runtime.simd_target()).reshape(lead + (4,))
+
+
+def _uint32_words(value: Any, name: str, width: int) -> np.ndarray:
+    a = np.asarray(value)
+    if a.dtype.kind not in "ui":
+        raise TypeError(f"{name} must hold integers (uint32 words), got dtype {a.dtype}")
+    if a.ndim == 0 or a.shape[-1] != width:
+        raise ValueError(f"{name} must have shape (..., {width}), got {a.shape}")
+    if a.size and (a.min() < 0 or a.max() > 0xFFFFFFFF):
+        raise ValueError(f"{name} values must be in [0, 2**32), got min {a.min()} and max {a.max()}")
+    return a.astype(np.uint32, copy=False)

@@ -1,0 +1,102 @@
+"""Argument validation shared by every public entry point (both backends).
+
+Every message names the bad value. ``ValueError`` for bad values, ``TypeError`` for bad types and
+dtypes, as NumPy, PyTorch and Keras do.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+_TWO64 = 1 << 64
+
+
+def rate(value: object, name: str = "rate") -> float:
+    """A drop rate: a real number in [0, 1] (not bool, not NaN)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number in [0, 1], got {value!r}")
+    r = float(value)
+    if math.isnan(r) or not 0.0 <= r <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return r
+
+
+def uint64(value: object, name: str) -> int:
+    """An integer in [0, 2**64) (Python or NumPy integer, not bool)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer in [0, 2**64), got {value!r}")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer in [0, 2**64), got {value!r}") from None
+    if not 0 <= v < _TWO64:
+        raise ValueError(f"{name} must be in [0, 2**64), got {v}")
+    return v
+
+
+def span(offset: int, size: int) -> None:
+    """Positions offset .. offset + size - 1 must stay below 2**64."""
+    if offset + size > _TWO64:
+        raise ValueError(f"offset + size must not exceed 2**64, got offset={offset} and size={size}")
+
+
+def float_array(x: object, name: str = "x") -> np.ndarray:
+    """``x`` as an ndarray of float16, float32 or float64, never copied when it already is one."""
+    a = np.asarray(x)
+    if a.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float16, float32 or float64, got {a.dtype}")
+    return a
+
+
+def out_array(out: object, x: np.ndarray) -> np.ndarray | None:
+    """Check ``out=``: an ndarray with x's shape and dtype, writable and C-contiguous.
+
+    A mismatched ``out`` is an error, never silently replaced by a copy (a write into a copy is
+    lost data).
+    """
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != x.dtype:
+        raise TypeError(f"out must have dtype {x.dtype} (the input's), got {out.dtype}")
+    if out.shape != x.shape:
+        raise ValueError(f"out must have shape {x.shape} (the input's), got {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError("out must be writable, got a read-only array")
+    if not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous, got an array with strides " f"{out.strides}")
+    return out
+
+
+def shape(value: object) -> tuple[int, ...]:
+    """A shape: a non-negative integer or a sequence of them."""
+    try:
+        dims = (operator.index(value),)
+    except TypeError:
+        try:
+            dims = tuple(operator.index(d) for d in value)  # type: ignore[union-attr]
+        except TypeError:
+            raise TypeError(f"shape must be an integer or a sequence of integers, got {value!r}") from None
+    if any(d < 0 for d in dims):
+        raise ValueError(f"shape must not have negative dimensions, got {value!r}")
+    return dims
+
+
+def threads(value: object) -> int:
+    """A thread count: an integer >= 1."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"the number of threads must be an integer >= 1, got {value!r}")
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError(f"the number of threads must be an integer >= 1, got {value!r}") from None
+    if n < 1:
+        raise ValueError(f"the number of threads must be >= 1, got {n}")
+    return n

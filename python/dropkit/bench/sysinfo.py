@@ -1,0 +1,147 @@
+"""What the benchmark ran on: CPU, SIMD, threads and library versions (all recorded in the JSON)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import warnings
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+__all__ = [
+    "cpu_info",
+    "usable_cpus",
+    "import_torch",
+    "import_pyplot",
+    "library_versions",
+    "dropkit_info",
+    "machine_info",
+]
+
+# Flags worth a glance in the printed header; the JSON keeps the full list.
+_SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq")
+
+
+def cpu_info() -> Dict[str, Any]:
+    """CPU model name and flags from ``/proc/cpuinfo`` (Linux), else what ``platform`` knows."""
+    model: Optional[str] = None
+    flags: List[str] = []
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model is None:
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = value.split()
+                if model is not None and flags:
+                    break
+    except OSError:
+        pass
+    return {
+        "model": model or platform.processor() or platform.machine(),
+        "machine": platform.machine(),
+        "flags": flags,
+        "simd_flags": [f for f in _SIMD_FLAGS if f in flags],
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": usable_cpus(),
+    }
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask), which is what "all threads" means."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def import_torch(enabled: bool = True) -> Any:
+    """Return the ``torch`` module, or ``None`` when disabled or not importable. Never required."""
+    if not enabled:
+        return None
+    try:
+        with warnings.catch_warnings():
+            # An optional import must not turn a torch-side warning into a failed benchmark.
+            warnings.simplefilter("ignore")
+            import torch  # noqa: PLC0415
+            import torch.nn.functional  # noqa: F401, PLC0415
+    except Exception:  # ImportError, or a broken install: either way, no torch column
+        return None
+    return torch
+
+
+def import_pyplot() -> Any:
+    """Return ``matplotlib.pyplot`` on the Agg backend, or ``None`` when matplotlib is missing."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import matplotlib  # noqa: PLC0415
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt  # noqa: PLC0415
+    except Exception:
+        return None
+    return plt
+
+
+def _version_of(module_name: str) -> Optional[str]:
+    mod = sys.modules.get(module_name)
+    if mod is None:
+        try:
+            from importlib import metadata  # noqa: PLC0415
+
+            return metadata.version(module_name)
+        except Exception:
+            return None
+    return str(getattr(mod, "__version__", None))
+
+
+def library_versions() -> Dict[str, Optional[str]]:
+    """Versions of Python and of every library the benchmark may time or use."""
+    import dropkit  # noqa: PLC0415
+
+    return {
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "numpy": np.__version__,
+        "dropkit": str(getattr(dropkit, "__version__", None)),
+        "torch": _version_of("torch") if "torch" in sys.modules else None,
+        "matplotlib": _version_of("matplotlib") if "matplotlib" in sys.modules else None,
+    }
+
+
+def dropkit_info() -> Dict[str, Any]:
+    """dropkit's stream version, SIMD target(s) and default thread count, as far as it reports them."""
+    import dropkit  # noqa: PLC0415
+
+    info: Dict[str, Any] = {
+        "version": str(getattr(dropkit, "__version__", None)),
+        "stream_version": getattr(dropkit, "STREAM_VERSION", None),
+    }
+    for key, fname in (
+        ("simd_target", "simd_target"),
+        ("available_simd_targets", "available_simd_targets"),
+        ("default_threads", "get_num_threads"),
+    ):
+        try:
+            value = getattr(dropkit, fname)()
+            info[key] = list(value) if isinstance(value, (list, tuple)) else value
+        except Exception as exc:  # core not built: say so instead of failing the run
+            info[key] = None
+            info.setdefault("errors", {})[key] = f"{type(exc).__name__}: {exc}"
+    return info
+
+
+def machine_info() -> Dict[str, Any]:
+    """CPU, OS and the environment variables that change threading."""
+    env_keys = ("OMP_NUM_THREADS", "OMP_PROC_BIND", "OMP_PLACES", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
+                "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    return {
+        "cpu": cpu_info(),
+        "platform": platform.platform(),
+        "env": {k: os.environ[k] for k in env_keys if k in os.environ},
+    }

@@ -1,0 +1,176 @@
+"""Dropout layers with the interface of the seed documents (forward/backward, .training, .mask),
+backed by the counter-based stream: nothing per-element is stored, backward regenerates the mask."""
+from __future__ import annotations
+
+import secrets
+
+import numpy as np
+
+from . import _api, _validate
+
+_TWO64 = 1 << 64
+
+
+def resolve_seed(seed: object) -> int:
+    """A 64-bit seed from None (fresh OS entropy), an int, or a ``numpy.random.Generator`` (SPEC 7)."""
+    if seed is None:
+        return secrets.randbits(64)
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, _TWO64, dtype=np.uint64))
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
+        return _validate.uint64(seed, "seed")
+    raise TypeError(f"seed must be None, an integer in [0, 2**64) or a numpy.random.Generator, got {seed!r}")
+
+
+class Dropout:
+    """Dropout layer: ``forward`` zeroes each element with probability ``rate``.
+
+    Parameters
+    ----------
+    rate : float, default 0.5
+        Drop probability in [0, 1]. The seeds' spellings ``dropout_rate=`` and ``drop_rate=`` are
+        accepted too (give the rate once).
+    seed : None, int or numpy.random.Generator
+        None draws 64 bits of OS entropy; an int in [0, 2**64) is used as is; a Generator gives one
+        64-bit draw. The same seed reproduces the whole sequence of masks.
+    inverted : bool, default True
+        Inverted dropout (scale kept units by ``1/(1-rate)`` in training) or classic
+        (scale everything by ``1-rate`` at inference), as in :func:`dropkit.dropout`.
+    backend : {None, "core", "numpy"}
+        Passed to the functional API.
+
+    Attributes
+    ----------
+    rate : float
+        Read at each ``forward``; may be changed between calls.
+    training : bool
+        Mode used when ``forward`` is called with ``training=None``. Starts True.
+    seed : int
+        The 64-bit seed in use.
+    position : int
+        Stream position of the next training forward (advances by ``x.size`` per call).
+    mask : ndarray of bool or None
+        The keep mask of the last training forward, regenerated on access (None before any, or
+        after an evaluation-mode forward).
+
+    Notes
+    -----
+    Differences from the seed code (docs/seeds.md): ``backward`` applies the ``1/(1-rate)`` scale
+    (the seed's first ``Dropout.backward`` forgot it), and ``mask`` is bool, not int.
+    """
+
+    def __init__(self, rate=None, *, dropout_rate=None, drop_rate=None, seed=None, inverted=True, backend=None):
+        given = [v for v in (rate, dropout_rate, drop_rate) if v is not None]
+        if len(given) > 1:
+            raise TypeError("give the rate once: rate, dropout_rate or drop_rate, "
+                            f"got {rate!r}, {dropout_rate!r} and {drop_rate!r}")
+        self.rate = _validate.rate(given[0] if given else 0.5)
+        self.training = True
+        self.inverted = bool(inverted)
+        self.backend = backend
+        self.seed = resolve_seed(seed)
+        self.position = 0
+        self._last: tuple | None = None  # (training, shape, rate, offset) of the last forward
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(rate={self.rate!r}, inverted={self.inverted}, "
+                f"training={self.training}, seed={self.seed}, position={self.position})")
+
+    def forward(self, x, training=None):
+        """Apply dropout to ``x``.
+
+        Parameters
+        ----------
+        x : array_like
+            float16, float32 or float64, any shape.
+        training : bool or None
+            None uses ``self.training``.
+
+        Returns
+        -------
+        ndarray
+            Same shape and dtype. In training, a fresh mask from the next ``x.size`` positions of
+            the layer's stream.
+        """
+        rate = _validate.rate(self.rate)
+        training = self.training if training is None else bool(training)
+        a = _validate.float_array(x, "x")
+        if not training:
+            self._last = (False, a.shape, rate, None)
+            return _api.dropout(a, rate, seed=self.seed, training=False, inverted=self.inverted,
+                                backend=self.backend)
+        offset = self.position
+        _validate.span(offset, a.size)
+        y = _api.dropout(a, rate, seed=self.seed, offset=offset, training=True, inverted=self.inverted,
+                         backend=self.backend)
+        self.position = offset + a.size
+        self._last = (True, a.shape, rate, offset)
+        return y
+
+    __call__ = forward
+
+    def backward(self, grad):
+        """Gradient with respect to the input of the last ``forward``.
+
+        Parameters
+        ----------
+        grad : array_like
+            Same shape as the last forward's input.
+
+        Returns
+        -------
+        ndarray
+            ``grad * mask / (1 - rate)`` (inverted), ``grad * mask`` (classic) after a training
+            forward; after an evaluation forward, ``grad`` (inverted) or ``(1 - rate) * grad``.
+
+        Raises
+        ------
+        RuntimeError
+            No forward yet.
+        ValueError
+            ``grad`` has another shape than the forward's input.
+        """
+        if self._last is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        training, shape, rate, offset = self._last
+        g = _validate.float_array(grad, "grad")
+        if g.shape != shape:
+            raise ValueError(f"grad must have the last forward's shape {shape}, got {g.shape}")
+        if not training:
+            return _api.dropout(g, rate, seed=self.seed, training=False, inverted=self.inverted,
+                                backend=self.backend)
+        return _api.dropout_backward(g, rate, seed=self.seed, offset=offset, inverted=self.inverted,
+                                     backend=self.backend)
+
+    @property
+    def mask(self):
+        if self._last is None or not self._last[0]:
+            return None
+        _, shape, rate, offset = self._last
+        return _api.dropout_mask(shape, rate, seed=self.seed, offset=offset, backend=self.backend)
+
+
+class InvertedDropout(Dropout):
+    """Inverted dropout parametrised by the keep probability (seed 000, slide 6).
+
+    ``InvertedDropout(keep_prob=0.8)`` is ``Dropout(rate=1 - keep_prob)``, inverted.
+
+    Parameters
+    ----------
+    keep_prob : float, default 0.8
+        Probability of keeping a unit, in [0, 1].
+    seed, backend
+        As in :class:`Dropout`.
+    """
+
+    def __init__(self, keep_prob=0.8, *, seed=None, backend=None):
+        kp = _validate.rate(keep_prob, "keep_prob")
+        super().__init__(1.0 - kp, seed=seed, inverted=True, backend=backend)
+
+    @property
+    def keep_prob(self) -> float:
+        return 1.0 - self.rate
+
+    @keep_prob.setter
+    def keep_prob(self, value) -> None:
+        self.rate = 1.0 - _validate.rate(value, "keep_prob")
