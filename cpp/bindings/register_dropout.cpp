@@ -39,6 +39,7 @@ void register_dropout(py::module_& m) {
             const Simd s = parse_simd(simd);
             const void* xp = x.data();
             void* yp = out.mutable_data();
+            {
             py::gil_scoped_release release;
             switch (dt) {
                 case Dtype::f32:
@@ -54,6 +55,8 @@ void register_dropout(py::module_& m) {
                                         threshold, static_cast<float>(scale), seed, offset, nt, s);
                     break;
             }
+            }
+            return out;
         },
         py::arg("x"), py::arg("out"), py::arg("threshold"), py::arg("scale"), py::arg("seed"),
         py::arg("offset"), py::arg("threads") = -1, py::arg("simd") = "",
@@ -77,8 +80,11 @@ void register_dropout(py::module_& m) {
             const int nt = parse_threads(threads);
             const Simd s = parse_simd(simd);
             auto* o = static_cast<std::uint8_t*>(out.mutable_data());
-            py::gil_scoped_release release;
-            bernoulli_mask(o, n, packed, threshold, seed, offset, nt, s);
+            {
+                py::gil_scoped_release release;
+                bernoulli_mask(o, n, packed, threshold, seed, offset, nt, s);
+            }
+            return out;
         },
         py::arg("out"), py::arg("n"), py::arg("threshold"), py::arg("seed"), py::arg("offset"),
         py::arg("packed"), py::arg("threads") = -1, py::arg("simd") = "",

@@ -46,38 +46,48 @@ struct Isa {
     static std::size_t apply(const float* x, float* y, std::size_t count, const std::uint8_t* bits,
                              unsigned bit0, float s) {
         const __m512 vs = _mm512_set1_ps(s);
-        for (std::size_t e = 0; e < count; e += 16) {
-            const std::size_t n = (count - e < 16) ? count - e : 16;
-            const __mmask16 io = tail16(n);
+        std::size_t e = 0;
+        for (; e + 16 <= count; e += 16) {  // full vectors: plain loads and stores
             const auto k = static_cast<__mmask16>(bits_at(bits, bit0 + e));
-            const __m512 v = _mm512_maskz_loadu_ps(io, x + e);
-            _mm512_mask_storeu_ps(y + e, io, _mm512_maskz_mul_ps(k, v, vs));
+            _mm512_storeu_ps(y + e, _mm512_maskz_mul_ps(k, _mm512_loadu_ps(x + e), vs));
+        }
+        if (e < count) {  // the tail: masked loads and stores
+            const __mmask16 io = tail16(count - e);
+            const auto k = static_cast<__mmask16>(bits_at(bits, bit0 + e));
+            _mm512_mask_storeu_ps(y + e, io, _mm512_maskz_mul_ps(k, _mm512_maskz_loadu_ps(io, x + e), vs));
         }
         return count;
     }
     static std::size_t apply(const double* x, double* y, std::size_t count, const std::uint8_t* bits,
                              unsigned bit0, double s) {
         const __m512d vs = _mm512_set1_pd(s);
-        for (std::size_t e = 0; e < count; e += 8) {
-            const std::size_t n = (count - e < 8) ? count - e : 8;
-            const __mmask8 io = tail8(n);
+        std::size_t e = 0;
+        for (; e + 8 <= count; e += 8) {
             const auto k = static_cast<__mmask8>(bits_at(bits, bit0 + e));
-            const __m512d v = _mm512_maskz_loadu_pd(io, x + e);
-            _mm512_mask_storeu_pd(y + e, io, _mm512_maskz_mul_pd(k, v, vs));
+            _mm512_storeu_pd(y + e, _mm512_maskz_mul_pd(k, _mm512_loadu_pd(x + e), vs));
+        }
+        if (e < count) {
+            const __mmask8 io = tail8(count - e);
+            const auto k = static_cast<__mmask8>(bits_at(bits, bit0 + e));
+            _mm512_mask_storeu_pd(y + e, io, _mm512_maskz_mul_pd(k, _mm512_maskz_loadu_pd(io, x + e), vs));
         }
         return count;
     }
     static std::size_t apply(const std::uint16_t* x, std::uint16_t* y, std::size_t count,
                              const std::uint8_t* bits, unsigned bit0, float s) {
         const __m512 vs = _mm512_set1_ps(s);
-        for (std::size_t e = 0; e < count; e += 16) {
-            const std::size_t n = (count - e < 16) ? count - e : 16;
-            const __mmask16 io = tail16(n);
+        constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+        std::size_t e = 0;
+        for (; e + 16 <= count; e += 16) {
+            const auto k = static_cast<__mmask16>(bits_at(bits, bit0 + e));
+            const __m512 v = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + e)));
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + e), _mm512_cvtps_ph(_mm512_maskz_mul_ps(k, v, vs), kRound));
+        }
+        if (e < count) {
+            const __mmask16 io = tail16(count - e);
             const auto k = static_cast<__mmask16>(bits_at(bits, bit0 + e));
             const __m512 v = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(io, x + e));
-            const __m256i h = _mm512_cvtps_ph(_mm512_maskz_mul_ps(k, v, vs),
-                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            _mm256_mask_storeu_epi16(y + e, io, h);
+            _mm256_mask_storeu_epi16(y + e, io, _mm512_cvtps_ph(_mm512_maskz_mul_ps(k, v, vs), kRound));
         }
         return count;
     }
