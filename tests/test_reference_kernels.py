@@ -202,7 +202,8 @@ def test_keep_extreme_thresholds():
     # thresholds right at the observed u values: off-by-one in ">=" would show here
     n, seed, off = 256, 77, 999
     us = np.array([u_py(seed, g) for g in range(off, off + n)], dtype=np.uint64)
-    for t in (int(us.min()), int(us.min()) + 1, int(us.max()), int(us.max()) + 1, int(np.median(us))):
+    lo, hi, mid = int(us.min()), int(us.max()), int(np.median(us))
+    for t in (lo, lo + 1, hi, hi + 1, mid):
         np.testing.assert_array_equal(bernoulli_keep(n, t, seed, off), us >= t, err_msg=f"t={t}")
 
 
@@ -226,7 +227,8 @@ def test_keep_chunking(t):
     n = CHUNK + CHUNK // 2 + 77  # crosses the kernels' internal chunk boundary
     full = bernoulli_keep(n, t, seed, o)
     for a, b in [(0, 1), (5, 133), (CHUNK - 9, CHUNK + 300), (n - 1000, n), (129, CHUNK + 129)]:
-        np.testing.assert_array_equal(full[a:b], bernoulli_keep(b - a, t, seed, o + a), err_msg=f"{a}:{b}")
+        part = bernoulli_keep(b - a, t, seed, o + a)
+        np.testing.assert_array_equal(full[a:b], part, err_msg=f"{a}:{b}")
     # keep probability within 5 sigma
     p = (TWO32 - t) / TWO32
     assert abs(full.mean() - p) < 5 * np.sqrt(p * (1 - p) / n)
@@ -397,16 +399,19 @@ def test_apply_in_place_and_chunked(dtype):
     keep = bernoulli_keep(n, t, seed, o)
     np.testing.assert_array_equal(ref[~keep], 0)
     compute = np.float64 if dtype is np.float64 else np.float32
-    np.testing.assert_array_equal(ref[keep], (x[keep].astype(compute) * compute(scale)).astype(dtype))
+    product = x[keep].astype(compute) * compute(scale)
+    np.testing.assert_array_equal(ref[keep], product.astype(dtype))
 
 
 def test_apply_partial_overlap():
-    x = np.arange(1, 2001, dtype=np.float32)
-    t, seed = 2**31, 4
-    ref = bernoulli_apply(x[1:].copy(), np.empty(1999, np.float32), t, 3.0, seed, 0)
-    buf = x.copy()
-    bernoulli_apply(buf[1:], buf[:-1], t, 3.0, seed, 0)  # out overlaps x shifted by one
-    np.testing.assert_array_equal(buf[:-1], ref)
+    n = CHUNK + 100  # more than one internal chunk
+    x = np.arange(1, n + 2, dtype=np.float32)
+    t, seed = 1, 4  # keep (nearly) everything so a clobbered input shows in the output
+    for src, dst in [(slice(1, None), slice(None, -1)), (slice(None, -1), slice(1, None))]:
+        ref = bernoulli_apply(x[src].copy(), np.empty(n, np.float32), t, 3.0, seed, 0)
+        buf = x.copy()
+        bernoulli_apply(buf[src], buf[dst], t, 3.0, seed, 0)  # out overlaps x, shifted by one
+        np.testing.assert_array_equal(buf[dst], ref)
 
 
 def test_apply_bad_input():

@@ -256,7 +256,10 @@ def _keep_chunks(
             yield i0, _keep_span(m, threshold, seed, offset + i0)
 
 
-def _check_stream_args(n: object, threshold: object, seed: object, offset: object) -> Tuple[int, int, int, int]:
+def _check_stream_args(
+    n: object, threshold: object, seed: object, offset: object
+) -> Tuple[int, int, int, int]:
+    """Check the stream arguments shared by every kernel; return them as Python ints."""
     n_ = _check_int("n", n, 0, _TWO64)
     t = _check_int("threshold", threshold, 0, _TWO32)
     s = _check_int("seed", seed, 0, _TWO64 - 1)
@@ -449,7 +452,9 @@ def bernoulli_mask(
     n_, t, s, o = _check_stream_args(n, threshold, seed, offset)
     expected = (n_ + 7) // 8 if packed else n_
     if out.size != expected:
-        raise ValueError(f"out must have length {expected} for n={n_}, packed={packed}, got {out.size}")
+        raise ValueError(
+            f"out must have length {expected} for n={n_}, packed={packed}, got {out.size}"
+        )
     _check_writeable("out", out)
 
     for i0, keep in _keep_chunks(n_, t, s, o):
