@@ -3,6 +3,7 @@ one of two kernel sets with the same names and arguments: ``dropkit._core`` (C++
 ``dropkit.reference._kernels`` (NumPy). docs/rng.md specifies what both compute."""
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Any
 
@@ -66,7 +67,8 @@ def _masked(x: np.ndarray, rate: float, inverted: bool, seed: int, offset: int,
     return y
 
 
-def _check_common(x: Any, rate: Any, seed: Any, offset: Any, out: Any):
+def _check_common(x: Any, rate: Any, seed: Any, offset: Any, out: Any, backend: Any):
+    _runtime.backend_name(backend)  # validated first, even when no kernel will run
     r = _validate.rate(rate)
     s = _validate.uint64(seed, "seed")
     o = _validate.uint64(offset, "offset")
@@ -92,7 +94,8 @@ def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, out=None, 
     offset : int, default 0
         Stream position of ``x.flat[0]``; ``offset + x.size`` must not exceed 2**64.
     training : bool, default True
-        False: no mask. Inverted dropout returns ``x`` itself; classic returns ``(1 - rate) * x``.
+        False: no mask. Inverted dropout returns ``x`` itself; classic returns ``(1 - rate) * x``
+        (all ``+0.0`` at rate 1, as in training).
     inverted : bool, default True
         True: kept elements are scaled by ``1 / (1 - rate)`` in training (PyTorch, Keras).
         False: the classic formulation (Srivastava et al.): kept elements unscaled in training,
@@ -131,9 +134,13 @@ def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, out=None, 
     >>> sorted(set(y.tolist())) in ([0.0, 2.0], [2.0], [0.0])
     True
     """
-    a, r, s, o, out = _check_common(x, rate, seed, offset, out)
+    a, r, s, o, out = _check_common(x, rate, seed, offset, out, backend)
     if not training:
-        return _identity(a, out) if inverted else _scaled(a, 1.0 - r, out)
+        if inverted:
+            return _identity(a, out)
+        if r == 1.0:  # everything dropped, as in training: +0.0, never 0 * inf = NaN
+            return _masked(a, r, inverted, s, o, out, backend)
+        return _scaled(a, 1.0 - r, out)
     return _masked(a, r, inverted, s, o, out, backend)
 
 
@@ -160,7 +167,7 @@ def dropout_backward(grad, rate, *, seed, offset=0, inverted=True, out=None, bac
     ValueError, TypeError
         As :func:`dropout`.
     """
-    a, r, s, o, out = _check_common(grad, rate, seed, offset, out)
+    a, r, s, o, out = _check_common(grad, rate, seed, offset, out, backend)
     return _masked(a, r, inverted, s, o, out, backend)
 
 
@@ -187,11 +194,12 @@ def dropout_mask(shape, rate, *, seed, offset=0, packed=False, backend=None):
     ValueError, TypeError
         Bad rate, seed, offset or shape.
     """
+    _runtime.backend_name(backend)
     dims = _validate.shape(shape)
     r = _validate.rate(rate)
     s = _validate.uint64(seed, "seed")
     o = _validate.uint64(offset, "offset")
-    n = int(np.prod(dims, dtype=np.int64)) if dims else 1
+    n = math.prod(dims)  # exact: np.prod would wrap at 2**64
     _validate.span(o, n)
     out = np.empty((n + 7) // 8, dtype=np.uint8) if packed else np.empty(dims, dtype=np.bool_)
     _kernels(backend).bernoulli_mask(out.reshape(-1), n, threshold(r), s, o, bool(packed),

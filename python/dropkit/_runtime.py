@@ -110,8 +110,11 @@ def set_simd_target(name: str) -> None:
 
 def backend_name(backend: str | None) -> str:
     """Resolve ``backend=``: None means ``DROPKIT_BACKEND`` (read at each call), else ``"core"``."""
-    name = backend if backend is not None else os.environ.get("DROPKIT_BACKEND", "core").strip().lower() or "core"
+    raw = backend if backend is not None else os.environ.get("DROPKIT_BACKEND", "core")
+    name = raw.strip().lower() if isinstance(raw, str) else raw
+    if backend is None and name == "":
+        name = "core"
     if name not in BACKENDS:
         src = "backend" if backend is not None else "DROPKIT_BACKEND"
-        raise ValueError(f"{src} must be 'core' or 'numpy', got {name!r}")
+        raise ValueError(f"{src} must be 'core' or 'numpy', got {raw!r}")
     return name

@@ -50,6 +50,9 @@ def float_array(x: object, name: str = "x") -> np.ndarray:
     """``x`` as an ndarray of float16, float32 or float64, never copied when it already is one."""
     a = np.asarray(x)
     if a.dtype not in FLOAT_DTYPES:
+        if a.dtype.kind == "f" and not a.dtype.isnative:
+            raise TypeError(f"{name} must have a native-byte-order float dtype, got {a.dtype.str!r}; "
+                            f"convert with {name}.astype({name}.dtype.newbyteorder('='))")
         raise TypeError(f"{name} must have dtype float16, float32 or float64, got {a.dtype}")
     return a
 

@@ -6,7 +6,7 @@ import secrets
 
 import numpy as np
 
-from . import _api, _validate
+from . import _api, _runtime, _validate
 
 _TWO64 = 1 << 64
 
@@ -67,6 +67,7 @@ class Dropout:
         self.rate = _validate.rate(given[0] if given else 0.5)
         self.training = True
         self.inverted = bool(inverted)
+        _runtime.backend_name(backend)
         self.backend = backend
         self.seed = resolve_seed(seed)
         self.position = 0
