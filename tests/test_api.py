@@ -22,59 +22,22 @@ import pytest
 import dropkit
 from dropkit.reference import _kernels as ref_kernels
 
-BACKENDS = ("core", "numpy")
+from _helpers import BACKENDS, TWO64, bits, compute_type, expected_apply, times
+from _helpers import assert_same_bits as _assert_same_bits
+
 FLOATS = (np.float16, np.float32, np.float64)
-TWO64 = 1 << 64
-UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    return request.param
-
-
-@pytest.fixture
-def restore_runtime():
-    """Put the process-wide thread count and SIMD target back after the test."""
-    threads, simd = dropkit.get_num_threads(), dropkit.simd_target()
-    yield
-    dropkit.set_num_threads(threads)
-    dropkit.set_simd_target(simd)
 
 
 # ------------------------------------------------------------------------------------------
-# Helpers: an independent model of docs/rng.md section 5
+# Helpers. The independent model of docs/rng.md section 5 (``expected_apply``, ``times``) and
+# ``bits`` are in _helpers.py; the fixtures ``backend`` and ``restore_runtime`` in conftest.py.
 # ------------------------------------------------------------------------------------------
-
-
-def bits(a):
-    """The raw bit patterns of a float array (so -0.0 != +0.0 and NaNs compare)."""
-    a = np.asarray(a)
-    return a.view(UINT[a.dtype.itemsize])
 
 
 def assert_same_bits(actual, expected):
+    """An ndarray with expected's dtype, shape and bit patterns (-0.0 != +0.0, NaNs compare)."""
     assert isinstance(actual, np.ndarray)
-    assert actual.dtype == expected.dtype
-    assert actual.shape == expected.shape
-    np.testing.assert_array_equal(bits(actual), bits(expected))
-
-
-def compute_type(dtype):
-    return np.float64 if np.dtype(dtype) == np.float64 else np.float32
-
-
-def times(x, factor):
-    """``x * factor`` as one multiplication in the compute type, rounded back to x's dtype."""
-    ct = compute_type(x.dtype)
-    with np.errstate(all="ignore"):  # overflow to inf is the specified IEEE result
-        return (np.asarray(x).astype(ct) * ct(factor)).astype(x.dtype)
-
-
-def expected_apply(x, keep, scale):
-    """docs/rng.md section 5: kept -> x * s (compute type), dropped -> +0.0 (selected)."""
-    x = np.asarray(x)
-    return np.where(keep, times(x, scale), x.dtype.type(0.0)).astype(x.dtype)
+    _assert_same_bits(actual, expected)
 
 
 def inv_scale(rate):

@@ -11,23 +11,9 @@ import pytest
 import dropkit
 from dropkit import Dropout, InvertedDropout
 
-BACKENDS = ("core", "numpy")
-UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+from _helpers import assert_same_bits
 
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    return request.param
-
-
-def bits(a):
-    a = np.asarray(a)
-    return a.view(UINT[a.dtype.itemsize])
-
-
-def assert_same_bits(actual, expected):
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape
-    np.testing.assert_array_equal(bits(actual), bits(expected))
+# The fixture ``backend`` (each of "core" and "numpy") is in conftest.py.
 
 
 def nonzero_sample(shape, dtype=np.float64, seed=0):

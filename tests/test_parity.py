@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import dropkit
+from _helpers import expected_apply
 
 DTYPES = [np.float16, np.float32, np.float64]
 SIZES = [0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 1023, 1025, 2049, 16385, 100003]
@@ -58,10 +59,7 @@ def make_input(n: int, dtype, seed: int = 0) -> np.ndarray:
 
 def spec_values(x: np.ndarray, keep: np.ndarray, scale: float) -> np.ndarray:
     """docs/rng.md section 5: keep ? x * s : +0.0, s rounded once to the compute type."""
-    ct = np.float64 if x.dtype == np.float64 else np.float32
-    with np.errstate(all="ignore"):
-        prod = (x.astype(ct) * ct(scale)).astype(x.dtype)
-    return np.where(keep.reshape(x.shape), prod, x.dtype.type(0.0))
+    return expected_apply(x, keep.reshape(x.shape), scale)
 
 
 @pytest.mark.parametrize("offset", OFFSETS, ids=lambda o: f"o={o}")

@@ -3,36 +3,19 @@
 Both backends are checked: the C++ core (``dropkit.philox4x32_10`` with ``backend="core"``) on
 every SIMD target this CPU has, and the NumPy reference (``dropkit.reference.philox4x32_10``).
 The known answers come from ``../shared/data/philox4x32_kat.txt``; random inputs are checked
-against a scalar Philox on Python ints written here from docs/rng.md section 1.
+against a scalar Philox on Python ints (``_helpers.philox_py``) written from docs/rng.md section 1.
 """
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import dropkit
+from _helpers import KAT_FILE, M32, TWO32, philox_py, read_kat, simd_impls
 
-KAT_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "philox4x32_kat.txt"
-TWO32 = 1 << 32
-M32 = 0xFFFFFFFF
-TARGETS = dropkit.available_simd_targets()
-
-
-def _read_kat() -> list[tuple[list[int], list[int], list[int]]]:
-    """The 10-round philox4x32 lines: (counter, key, expected), words as ints."""
-    rows = []
-    for line in KAT_FILE.read_text().splitlines():
-        f = line.split()
-        if len(f) == 12 and f[0] == "philox4x32" and f[1] == "10":
-            words = [int(w, 16) for w in f[2:]]
-            rows.append((words[0:4], words[4:6], words[6:10]))
-    return rows
-
-
-KAT = _read_kat() if KAT_FILE.is_file() else []
+KAT = read_kat() if KAT_FILE.is_file() else []
 KAT_PARAMS = (
     [pytest.param(row, id=f"ctr={row[0][0]:08x}") for row in KAT]
     if KAT_FILE.is_file()
@@ -41,33 +24,12 @@ KAT_PARAMS = (
 needs_kat = pytest.mark.skipif(not KAT_FILE.is_file(), reason=f"known-answer file absent: {KAT_FILE}")
 
 
-def philox_py(ctr, key):
-    """Philox4x32-10 on Python ints, straight from docs/rng.md section 1."""
-    c0, c1, c2, c3 = (int(v) for v in ctr)
-    k0, k1 = (int(v) for v in key)
-    for r in range(10):
-        if r:
-            k0, k1 = (k0 + 0x9E3779B9) & M32, (k1 + 0xBB67AE85) & M32
-        p0, p1 = 0xD2511F53 * c0, 0xCD9E8D57 * c2
-        c0, c1, c2, c3 = (p1 >> 32) ^ c1 ^ k0, p1 & M32, (p0 >> 32) ^ c3 ^ k1, p0 & M32
-    return [c0, c1, c2, c3]
-
-
-@pytest.fixture
-def restore_simd():
-    before = dropkit.simd_target()
-    yield
-    dropkit.set_simd_target(before)
-
-
 # Each implementation under test: the core on each SIMD target, and the NumPy reference.
-IMPLS = [pytest.param(("core", t), id=f"core-{t}") for t in TARGETS] + [
-    pytest.param(("numpy", None), id="numpy")
-]
+IMPLS = simd_impls()
 
 
 @pytest.fixture(params=IMPLS)
-def philox(request, restore_simd):
+def philox(request, restore_runtime):
     backend, target = request.param
     if backend == "numpy":
         return dropkit.reference.philox4x32_10
@@ -84,9 +46,9 @@ def philox(request, restore_simd):
 @needs_kat
 def test_kat_file_has_the_three_10_round_vectors():
     assert len(KAT) == 3
-    # The file's answers agree with this file's scalar model (guards the parser and the model).
+    # The file's answers agree with the tests' scalar model (guards the parser and the model).
     for ctr, key, expected in KAT:
-        assert philox_py(ctr, key) == expected
+        assert list(philox_py(ctr, key)) == expected
 
 
 @pytest.mark.parametrize("row", KAT_PARAMS)
@@ -123,7 +85,7 @@ def test_random_inputs_match_scalar_model(philox, n):
     ctr = rng.integers(0, TWO32, size=(n, 4), dtype=np.uint64).astype(np.uint32)
     key = rng.integers(0, TWO32, size=(n, 2), dtype=np.uint64).astype(np.uint32)
     got = philox(ctr, key)
-    assert got.tolist() == [philox_py(c, k) for c, k in zip(ctr.tolist(), key.tolist())]
+    assert got.tolist() == [list(philox_py(c, k)) for c, k in zip(ctr.tolist(), key.tolist())]
 
 
 # ------------------------------------------------------------------------------------------
@@ -141,7 +103,7 @@ def test_broadcasting_3x1_with_5(philox):
     assert got.shape == (3, 5, 4) and got.dtype == np.uint32
     for i in range(3):
         for j in range(5):
-            assert got[i, j].tolist() == philox_py(ctr[i, 0], key[j]), (i, j)
+            assert got[i, j].tolist() == list(philox_py(ctr[i, 0], key[j])), (i, j)
 
 
 def test_broadcasting_one_side_1d(philox):
@@ -150,18 +112,20 @@ def test_broadcasting_one_side_1d(philox):
     key = [123, 456]
     got = philox(ctr, key)
     assert got.shape == (6, 4)
-    assert got.tolist() == [philox_py(c, key) for c in ctr.tolist()]
+    assert got.tolist() == [list(philox_py(c, key)) for c in ctr.tolist()]
     one_ctr = [1, 2, 3, 4]
     keys = rng.integers(0, TWO32, size=(2, 3, 2), dtype=np.uint64).astype(np.uint32)
     got = philox(one_ctr, keys)
     assert got.shape == (2, 3, 4)
-    assert got.reshape(-1, 4).tolist() == [philox_py(one_ctr, k) for k in keys.reshape(-1, 2).tolist()]
+    assert got.reshape(-1, 4).tolist() == [
+        list(philox_py(one_ctr, k)) for k in keys.reshape(-1, 2).tolist()
+    ]
 
 
 def test_other_integer_dtypes(philox):
     ctr = np.array([5, 6, 7, 8], dtype=np.int64)
     key = np.array([M32, 1], dtype=np.uint64)
-    assert philox(ctr, key).tolist() == philox_py([5, 6, 7, 8], [M32, 1])
+    assert philox(ctr, key).tolist() == list(philox_py([5, 6, 7, 8], [M32, 1]))
 
 
 def test_empty_batch(philox):

@@ -13,20 +13,12 @@ import numpy as np
 import pytest
 
 import dropkit
+from _helpers import TWO64
 
-TWO64 = 1 << 64
 TARGETS = dropkit.available_simd_targets()
 CUTOFF = int(dropkit._core.PARALLEL_CUTOFF)
 N_BIG = 3 * CUTOFF + 12345
 THREADS = [1, 2, 3, 4]
-
-
-@pytest.fixture
-def restore_runtime():
-    threads, simd = dropkit.get_num_threads(), dropkit.simd_target()
-    yield
-    dropkit.set_num_threads(threads)
-    dropkit.set_simd_target(simd)
 
 
 def bits(a: np.ndarray) -> np.ndarray:

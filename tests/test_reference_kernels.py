@@ -1,8 +1,8 @@
 """Tests of the pure-NumPy reference kernels (``dropkit.reference._kernels``).
 
-Everything is checked against ``docs/rng.md`` through slow, independent pure-Python code
-written in this file: a scalar Philox4x32-10 on Python ints, ``u(g)`` built plane by plane
-from it, and float16 products computed exactly in binary64.
+Everything is checked against ``docs/rng.md`` through slow, independent pure-Python code: a
+scalar Philox4x32-10 on Python ints (``_helpers.philox_py``), ``u(g)`` built plane by plane
+from it in this file, and float16 products computed exactly in binary64.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from _helpers import KAT_FILE, M32, TWO32, TWO64, philox_py, read_kat
 
 try:
     from dropkit.reference import _kernels as K
@@ -30,29 +32,11 @@ bernoulli_keep = K.bernoulli_keep
 bernoulli_apply = K.bernoulli_apply
 bernoulli_mask = K.bernoulli_mask
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-KAT_FILE = DATA / "philox4x32_kat.txt"
 CHUNK = K._CHUNK  # the kernels' internal chunk size, to test across its boundaries
-TWO32 = 1 << 32
-TWO64 = 1 << 64
 
 # ------------------------------------------------------------------------------------------
-# Independent scalar model of docs/rng.md sections 1-4, on Python ints.
+# Independent scalar model of docs/rng.md sections 1-4, on Python ints (Philox: _helpers.py).
 # ------------------------------------------------------------------------------------------
-
-M32 = 0xFFFFFFFF
-
-
-def philox_py(ctr, key):
-    """Philox4x32-10, straight from docs/rng.md section 1."""
-    c0, c1, c2, c3 = (int(v) for v in ctr)
-    k0, k1 = (int(v) for v in key)
-    for r in range(10):
-        if r:
-            k0, k1 = (k0 + 0x9E3779B9) & M32, (k1 + 0xBB67AE85) & M32
-        p0, p1 = 0xD2511F53 * c0, 0xCD9E8D57 * c2
-        c0, c1, c2, c3 = (p1 >> 32) ^ c1 ^ k0, p1 & M32, (p0 >> 32) ^ c3 ^ k1, p0 & M32
-    return c0, c1, c2, c3
 
 
 @lru_cache(maxsize=None)
@@ -82,21 +66,9 @@ def n_planes(t):
 # ------------------------------------------------------------------------------------------
 
 
-def _kat_lines():
-    if not KAT_FILE.is_file():
-        return []
-    rows = []
-    for line in KAT_FILE.read_text().splitlines():
-        f = line.split()
-        if len(f) == 12 and f[0] == "philox4x32" and f[1] == "10":
-            words = [int(w, 16) for w in f[2:]]
-            rows.append((words[0:4], words[4:6], words[6:10]))
-    return rows
-
-
 @pytest.mark.skipif(not KAT_FILE.is_file(), reason=f"known-answer file not found: {KAT_FILE}")
 def test_philox_known_answers():
-    rows = _kat_lines()
+    rows = read_kat()
     assert len(rows) == 3  # all three Random123 philox4x32 10-round vectors
     for ctr, key, expected in rows:
         got = philox4x32_10(np.array(ctr, dtype=np.uint32), np.array(key, dtype=np.uint32))

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import dropkit
+from _helpers import TWO32
 
-TWO32 = 1 << 32
 Z = 5.0  # sigmas
 
 

@@ -15,25 +15,19 @@ import numpy as np
 import pytest
 
 import dropkit
+from _helpers import BACKENDS, TWO32, TWO64, simd_impls
 
-TWO32 = 1 << 32
-TWO64 = 1 << 64
-BACKENDS = ["core", "numpy"]
 # The core on every SIMD target of this CPU, and the NumPy reference.
-IMPLS = [pytest.param(("core", t), id=f"core-{t}") for t in dropkit.available_simd_targets()] + [
-    pytest.param(("numpy", None), id="numpy")
-]
+IMPLS = simd_impls()
 
 
 @pytest.fixture(params=IMPLS)
-def backend_on_target(request):
+def backend_on_target(request, restore_runtime):
     """Select the SIMD target for the core (restored afterwards) and return the backend name."""
     backend, target = request.param
-    before = dropkit.simd_target()
     if target is not None:
         dropkit.set_simd_target(target)
-    yield backend
-    dropkit.set_simd_target(before)
+    return backend
 
 
 @lru_cache(maxsize=None)

@@ -1,0 +1,23 @@
+"""Fixtures shared by the test files (helpers that are not fixtures live in _helpers.py)."""
+from __future__ import annotations
+
+import pytest
+
+from _helpers import BACKENDS
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Each backend in turn: "core" (C++) and "numpy" (reference)."""
+    return request.param
+
+
+@pytest.fixture
+def restore_runtime():
+    """Put the process-wide thread count and SIMD target back after the test."""
+    import dropkit  # not at module level: test_reference_kernels.py runs without the package
+
+    threads, simd = dropkit.get_num_threads(), dropkit.simd_target()
+    yield
+    dropkit.set_num_threads(threads)
+    dropkit.set_simd_target(simd)
