@@ -6,7 +6,7 @@ import os
 import platform
 import sys
 import warnings
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -18,6 +18,9 @@ __all__ = [
     "library_versions",
     "dropkit_info",
     "machine_info",
+    "load_info",
+    "busy_fraction",
+    "OthersCpu",
 ]
 
 # Flags worth a glance in the printed header; the JSON keeps the full list.
@@ -89,19 +92,13 @@ def import_pyplot() -> Any:
 
 
 def _version_of(module_name: str) -> Optional[str]:
+    """The version of an imported module, None when this run did not import (use) it."""
     mod = sys.modules.get(module_name)
-    if mod is None:
-        try:
-            from importlib import metadata  # noqa: PLC0415
-
-            return metadata.version(module_name)
-        except Exception:
-            return None
-    return str(getattr(mod, "__version__", None))
+    return None if mod is None else str(getattr(mod, "__version__", None))
 
 
 def library_versions() -> Dict[str, Optional[str]]:
-    """Versions of Python and of every library the benchmark may time or use."""
+    """Versions of Python and of every library this run imported (timed or used)."""
     import dropkit  # noqa: PLC0415
 
     return {
@@ -109,8 +106,8 @@ def library_versions() -> Dict[str, Optional[str]]:
         "python_implementation": platform.python_implementation(),
         "numpy": np.__version__,
         "dropkit": str(getattr(dropkit, "__version__", None)),
-        "torch": _version_of("torch") if "torch" in sys.modules else None,
-        "matplotlib": _version_of("matplotlib") if "matplotlib" in sys.modules else None,
+        "torch": _version_of("torch"),  # None: not installed, or --no-torch
+        "matplotlib": _version_of("matplotlib"),  # None: not installed, or not (yet) used
     }
 
 
@@ -134,6 +131,68 @@ def dropkit_info() -> Dict[str, Any]:
             info[key] = None
             info.setdefault("errors", {})[key] = f"{type(exc).__name__}: {exc}"
     return info
+
+
+class OthersCpu:
+    """Share of the machine's CPU time that *other* processes used between :meth:`start` and
+    :meth:`share`: all CPUs' busy time (``/proc/stat``) minus this process's own CPU time (every
+    thread, OpenMP and PyTorch pools included), over all CPUs' time. On a shared machine this says
+    how much a measurement was disturbed. None where ``/proc/stat`` is missing."""
+
+    def __init__(self) -> None:
+        try:
+            self._hz = float(os.sysconf("SC_CLK_TCK"))
+        except (AttributeError, ValueError, OSError):
+            self._hz = 100.0
+        self._a: Optional[Tuple[float, float, float]] = None
+
+    @staticmethod
+    def _stat() -> Optional[List[int]]:
+        try:
+            with open("/proc/stat", encoding="ascii") as fh:
+                return [int(v) for v in fh.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+
+    def _read(self) -> Optional[Tuple[float, float, float]]:
+        st = self._stat()
+        if st is None or len(st) < 5:
+            return None
+        t = os.times()
+        idle = st[3] + st[4]
+        return float(sum(st)), float(sum(st) - idle), (t.user + t.system) * self._hz
+
+    def start(self) -> "OthersCpu":
+        self._a = self._read()
+        return self
+
+    def share(self) -> Optional[float]:
+        b = self._read()
+        if self._a is None or b is None:
+            return None
+        total, busy, own = (y - x for x, y in zip(self._a, b))
+        if total <= 0:
+            return None
+        return min(1.0, max(0.0, (busy - own) / total))
+
+
+def busy_fraction(interval: float = 0.3) -> Optional[float]:
+    """Fraction of all CPUs busy with other processes over ``interval`` seconds (this one sleeps):
+    the load a shared machine is under right now (None where ``/proc/stat`` is missing)."""
+    import time  # noqa: PLC0415
+
+    probe = OthersCpu().start()
+    time.sleep(interval)
+    return probe.share()
+
+
+def load_info() -> Dict[str, Any]:
+    """Load average and the CPU share other processes used just now."""
+    try:
+        la: Optional[List[float]] = [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        la = None
+    return {"load_average": la, "busy_fraction": busy_fraction()}
 
 
 def machine_info() -> Dict[str, Any]:

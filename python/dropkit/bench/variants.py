@@ -47,6 +47,7 @@ __all__ = [
     "Variant",
     "VARIANTS",
     "SPEEDUP_BASE",
+    "BACKEND_DESCRIPTIONS",
     "STREAM",
     "known_backends",
     "register",
@@ -126,6 +127,17 @@ class Variant:
 
 
 VARIANTS: Dict[str, Variant] = {}
+
+#: One line per backend, for ``--list``, the report and the JSON.
+BACKEND_DESCRIPTIONS: Dict[str, str] = {
+    "dropkit": "dropkit C++ core (backend='core'), out= preallocated",
+    "dropkit-ref": "dropkit's pure-NumPy reference (backend='numpy'), out= preallocated",
+    "numpy": "tuned pure NumPy: SFC64 raw 32-bit words >= round(rate*2^32), bool mask kept, in-place multiplies",
+    "seed000-s1": "seed 000 slide 1 Dropout, as written (np.random.binomial int64 mask)",
+    "seed000-s6": "seed 000 slide 6 InvertedDropout, as written (np.random.rand < keep_prob)",
+    "torch": "PyTorch CPU: torch.nn.functional equivalent, autograd backward (input requires grad)",
+    "multiply": "np.multiply(x, 2.0, out=y): the streaming limit, timed in every cell",
+}
 
 #: The backend that "speedup over NumPy" divides by.
 SPEEDUP_BASE = "numpy"

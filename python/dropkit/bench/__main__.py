@@ -1,0 +1,5 @@
+"""``python -m dropkit.bench``."""
+
+from .cli import main
+
+raise SystemExit(main())
