@@ -17,6 +17,8 @@ _TWO64 = 1 << 64
 
 def rate(value: object, name: str = "rate") -> float:
     """A drop rate: a real number in [0, 1] (not bool, not NaN)."""
+    if type(value) is float and 0.0 <= value <= 1.0:  # the common case, fast (NaN fails the test)
+        return value
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
@@ -29,6 +31,8 @@ def rate(value: object, name: str = "rate") -> float:
 
 def uint64(value: object, name: str) -> int:
     """An integer in [0, 2**64) (Python or NumPy integer, not bool)."""
+    if type(value) is int and 0 <= value < _TWO64:  # the common case, fast
+        return value
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer in [0, 2**64), got {value!r}")
     try:
