@@ -29,16 +29,21 @@ def rate(value: object, name: str = "rate") -> float:
     return r
 
 
+def _integer(value: object, what: str) -> int:
+    """A Python or NumPy integer (not bool) as an int; TypeError naming ``what`` otherwise."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what}, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what}, got {value!r}") from None
+
+
 def uint64(value: object, name: str) -> int:
     """An integer in [0, 2**64) (Python or NumPy integer, not bool)."""
     if type(value) is int and 0 <= value < _TWO64:  # the common case, fast
         return value
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer in [0, 2**64), got {value!r}")
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer in [0, 2**64), got {value!r}") from None
+    v = _integer(value, f"{name} must be an integer in [0, 2**64)")
     if not 0 <= v < _TWO64:
         raise ValueError(f"{name} must be in [0, 2**64), got {v}")
     return v
@@ -98,12 +103,7 @@ def shape(value: object) -> tuple[int, ...]:
 
 def threads(value: object) -> int:
     """A thread count: an integer >= 1."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"the number of threads must be an integer >= 1, got {value!r}")
-    try:
-        n = operator.index(value)
-    except TypeError:
-        raise TypeError(f"the number of threads must be an integer >= 1, got {value!r}") from None
+    n = _integer(value, "the number of threads must be an integer >= 1")
     if n < 1:
         raise ValueError(f"the number of threads must be >= 1, got {n}")
     return n
