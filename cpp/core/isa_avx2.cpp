@@ -9,6 +9,7 @@ namespace dropkit {
 namespace isa_avx2 {
 
 struct Isa {
+    static constexpr int G = 2;
     static constexpr int W = 8;
     using V = __m256i;
     static V set1(std::uint32_t a) { return _mm256_set1_epi32(static_cast<int>(a)); }

@@ -9,6 +9,7 @@ namespace dropkit {
 namespace isa_avx512 {
 
 struct Isa {
+    static constexpr int G = 2;
     static constexpr int W = 16;
     using V = __m512i;
     static V set1(std::uint32_t a) { return _mm512_set1_epi32(static_cast<int>(a)); }

@@ -7,6 +7,7 @@ namespace dropkit {
 namespace isa_scalar {
 
 struct Isa {
+    static constexpr int G = 2;
     static constexpr int W = 1;
     using V = std::uint32_t;
     static V set1(std::uint32_t a) { return a; }

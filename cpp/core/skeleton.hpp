@@ -6,6 +6,7 @@
 //
 // Isa provides:
 //   static constexpr int W;                 lanes of 32 bits; a tile is W blocks of 128 positions
+//   static constexpr int G;                 bit planes generated at once (independent Philox chains)
 //   using V;                                W lanes of uint32
 //   V set1(uint32_t), V load(const uint32_t*), void store(uint32_t*, V)
 //   V bxor(V, V), V band(V, V), V bor(V, V), V bandnot(V a, V b) = ~a & b, V ones(), V zero()
@@ -75,12 +76,61 @@ void philox_batch(const std::uint32_t* ctr, const std::uint32_t* key, std::uint3
     }
 }
 
+// G planes p0 .. p0+G-1 of the same blocks at once: G independent Philox chains, interleaved
+// round by round so the CPU overlaps their latencies (one chain alone is latency-bound).
+template <class Isa, int G, class V = typename Isa::V>
+inline void philox_planes(V c0, V c1, std::uint32_t p0, V c3, V k0, V k1, V (&out)[G][4]) {
+    const V w0 = Isa::set1(kPhiloxW0), w1 = Isa::set1(kPhiloxW1);
+    V a[G], b[G], c[G], d[G];
+    for (int i = 0; i < G; ++i) {
+        a[i] = c0;
+        b[i] = c1;
+        c[i] = Isa::set1(p0 + static_cast<std::uint32_t>(i));
+        d[i] = c3;
+    }
+    for (int r = 0; r < kPhiloxRounds; ++r) {
+        if (r > 0) {
+            k0 = Isa::add(k0, w0);
+            k1 = Isa::add(k1, w1);
+        }
+        for (int i = 0; i < G; ++i) {
+            V hi0, lo0, hi1, lo1;
+            Isa::mulhilo(a[i], kPhiloxM0, hi0, lo0);
+            Isa::mulhilo(c[i], kPhiloxM1, hi1, lo1);
+            a[i] = Isa::bxor(Isa::bxor(hi1, b[i]), k0);
+            b[i] = lo1;
+            c[i] = Isa::bxor(Isa::bxor(hi0, d[i]), k1);
+            d[i] = lo0;
+        }
+    }
+    for (int i = 0; i < G; ++i) {
+        out[i][0] = a[i]; out[i][1] = b[i]; out[i][2] = c[i]; out[i][3] = d[i];
+    }
+}
+
+// Fold planes p0 .. p0+G-1 (most significant first) into the running comparison of u with t.
+template <class Isa, int G, class V = typename Isa::V>
+inline void compare_planes(const V (&u)[G][4], int p0, std::uint64_t t, V (&lt)[4], V (&eq)[4]) {
+    for (int i = 0; i < G; ++i) {
+        if ((t >> (31 - (p0 + i))) & 1u) {
+            for (int w = 0; w < 4; ++w) {
+                lt[w] = Isa::bor(lt[w], Isa::bandnot(u[i][w], eq[w]));
+                eq[w] = Isa::band(eq[w], u[i][w]);
+            }
+        } else {
+            for (int w = 0; w < 4; ++w) eq[w] = Isa::bandnot(u[i][w], eq[w]);
+        }
+    }
+}
+
 // Keep bits of the tile made of blocks block0 .. block0+W-1: bit (p mod 32) of words[p / 32]
-// is the keep bit of position 128*block0 + p. Planes are generated most significant first and
-// the loop stops once every position of the tile is decided (docs/rng.md section 4).
+// is the keep bit of position 128*block0 + p. Planes are generated most significant first,
+// Isa::G at a time, and the loop stops once every position of the tile is decided
+// (docs/rng.md section 4): planes after that cannot change a bit.
 template <class Isa>
 inline void keep_words(std::uint64_t seed, std::uint64_t block0, std::uint64_t t, std::uint32_t* words) {
     constexpr int W = Isa::W;
+    constexpr int G = Isa::G;
     using V = typename Isa::V;
     if (t == 0 || t >= kThresholdMax) {
         const std::uint32_t fill = (t == 0) ? 0xFFFFFFFFu : 0u;
@@ -99,18 +149,20 @@ inline void keep_words(std::uint64_t seed, std::uint64_t block0, std::uint64_t t
     V lt[4] = {Isa::zero(), Isa::zero(), Isa::zero(), Isa::zero()};  // u < t already decided
     V eq[4] = {Isa::ones(), Isa::ones(), Isa::ones(), Isa::ones()};  // top planes equal to t's
     const int planes = planes_needed(t);
-    for (int p = 0; p < planes; ++p) {
-        V u[4];
-        philox_lanes<Isa>(vc0, vc1, Isa::set1(static_cast<std::uint32_t>(p)), vc3, k0, k1, u);
-        if ((t >> (31 - p)) & 1u) {
-            for (int w = 0; w < 4; ++w) {
-                lt[w] = Isa::bor(lt[w], Isa::bandnot(u[w], eq[w]));
-                eq[w] = Isa::band(eq[w], u[w]);
-            }
-        } else {
-            for (int w = 0; w < 4; ++w) eq[w] = Isa::bandnot(u[w], eq[w]);
-        }
+    int p = 0;
+    for (; p + G <= planes; p += G) {
+        V u[G][4];
+        philox_planes<Isa, G>(vc0, vc1, static_cast<std::uint32_t>(p), vc3, k0, k1, u);
+        compare_planes<Isa, G>(u, p, t, lt, eq);
         if (Isa::all_zero(eq)) break;
+    }
+    if (p + G > planes) {  // the last planes-mod-G planes (or all, e.g. the single one at rate 0.5)
+        for (; p < planes; ++p) {
+            V u[1][4];
+            philox_planes<Isa, 1>(vc0, vc1, static_cast<std::uint32_t>(p), vc3, k0, k1, u);
+            compare_planes<Isa, 1>(u, p, t, lt, eq);
+            if (Isa::all_zero(eq)) break;
+        }
     }
     alignas(64) std::uint32_t tmp[4][W];
     for (int w = 0; w < 4; ++w) Isa::store(tmp[w], lt[w]);
