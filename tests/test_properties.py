@@ -229,3 +229,47 @@ def test_mask_independent_of_layout(backend):
     got = dropkit.dropout(t, 0.3, seed=6, offset=11, backend=backend)
     want = dropkit.dropout(np.ascontiguousarray(t), 0.3, seed=6, offset=11, backend=backend)
     assert_bits_equal(got, want, "transposed")
+
+
+# ------------------------------------------------------------------------------------------
+# Streaming (non-temporal) stores: the core switches to them for outputs larger than
+# _core.STREAMING_THRESHOLD_BYTES; store="streaming" forces them here, at small sizes, on every
+# target, dtype and alignment (the SIMD paths peel elements until the output is aligned).
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("simd", TARGETS)
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 15, 33, 1000, 70001])
+@pytest.mark.parametrize("misalign", [0, 1, 3])
+def test_streaming_stores_give_the_same_bits(simd, dtype, n, misalign):
+    from dropkit.reference import _kernels as ref
+
+    rng = np.random.default_rng(n + misalign)
+    x = (rng.standard_normal(n) * 10).astype(dtype)
+    buf = np.zeros(n + 8, dtype=dtype)
+    out = buf[misalign:misalign + n]  # C-contiguous, starts `misalign` elements past an aligned base
+    expected = np.empty_like(x)
+    t, seed, offset = round(0.3 * 2**32), 99, 12345
+    ref.bernoulli_apply(x, expected, t, 1 / 0.7, seed, offset)
+    dropkit._core.bernoulli_apply(x, out, t, 1 / 0.7, seed, offset, 2, simd, "streaming")
+    assert_bits_equal(out, expected, f"{simd} {np.dtype(dtype)} n={n} misalign={misalign}")
+    assert not buf[:misalign].any() and not buf[misalign + n:].any()  # nothing written outside
+
+
+def test_store_mode_is_checked():
+    x = np.ones(4, np.float32)
+    with pytest.raises(ValueError, match="bogus"):
+        dropkit._core.bernoulli_apply(x, np.empty_like(x), 0, 1.0, 0, 0, 1, "", "bogus")
+
+
+def test_automatic_streaming_above_the_threshold_gives_the_same_bits():
+    # Just past the size at which "auto" switches to streaming stores (3/8 of the last-level cache).
+    n = dropkit._core.STREAMING_THRESHOLD_BYTES // 4 + 4099
+    x = np.random.default_rng(5).standard_normal(n).astype(np.float32)
+    cached = np.empty_like(x)
+    dropkit._core.bernoulli_apply(x, cached, round(0.5 * 2**32), 2.0, 7, 3, 2, "", "cached")
+    auto = dropkit.dropout(x, 0.5, seed=7, offset=3)
+    assert_bits_equal(auto, cached)
+    ref = dropkit.reference.dropout(x[:70000], 0.5, seed=7, offset=3)
+    assert_bits_equal(auto[:70000], ref)

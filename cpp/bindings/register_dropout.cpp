@@ -23,7 +23,7 @@ void register_dropout(py::module_& m) {
     m.def(
         "bernoulli_apply",
         [](const py::array& x, py::array& out, std::uint64_t threshold, double scale, std::uint64_t seed,
-           std::uint64_t offset, int threads, const std::string& simd) {
+           std::uint64_t offset, int threads, const std::string& simd, const std::string& store) {
             const Dtype dt = float_dtype(x, "x");
             if (!out.dtype().is(x.dtype()))
                 throw py::type_error("out must have x's dtype " + py::str(x.dtype()).cast<std::string>() +
@@ -37,6 +37,11 @@ void register_dropout(py::module_& m) {
                 throw py::value_error("offset + size must not exceed 2**64");
             const int nt = parse_threads(threads);
             const Simd s = parse_simd(simd);
+            Store st;
+            if (store == "auto") st = Store::automatic;
+            else if (store == "cached") st = Store::cached;
+            else if (store == "streaming") st = Store::streaming;
+            else throw py::value_error("store must be 'auto', 'cached' or 'streaming', got '" + store + "'");
             const void* xp = x.data();
             void* yp = out.mutable_data();
             {
@@ -44,25 +49,26 @@ void register_dropout(py::module_& m) {
             switch (dt) {
                 case Dtype::f32:
                     bernoulli_apply(static_cast<const float*>(xp), static_cast<float*>(yp), n, threshold,
-                                    static_cast<float>(scale), seed, offset, nt, s);
+                                    static_cast<float>(scale), seed, offset, nt, s, st);
                     break;
                 case Dtype::f64:
                     bernoulli_apply(static_cast<const double*>(xp), static_cast<double*>(yp), n, threshold,
-                                    scale, seed, offset, nt, s);
+                                    scale, seed, offset, nt, s, st);
                     break;
                 case Dtype::f16:
                     bernoulli_apply_f16(static_cast<const std::uint16_t*>(xp), static_cast<std::uint16_t*>(yp), n,
-                                        threshold, static_cast<float>(scale), seed, offset, nt, s);
+                                        threshold, static_cast<float>(scale), seed, offset, nt, s, st);
                     break;
             }
             }
             return out;
         },
         py::arg("x"), py::arg("out"), py::arg("threshold"), py::arg("scale"), py::arg("seed"),
-        py::arg("offset"), py::arg("threads") = -1, py::arg("simd") = "",
+        py::arg("offset"), py::arg("threads") = -1, py::arg("simd") = "", py::arg("store") = "auto",
         "out[i] = x[i] * scale if u(seed, offset + i) >= threshold else +0 (docs/rng.md). "
         "x and out: C-contiguous, same float dtype and size; out may be x. scale is rounded to "
-        "float32 for float16/float32 arrays.");
+        "float32 for float16/float32 arrays. store: 'auto' (streaming stores for outputs of at "
+        "least STREAMING_THRESHOLD_BYTES), 'cached' or 'streaming'; the bits are the same.");
 
     m.def(
         "bernoulli_mask",

@@ -7,6 +7,7 @@ void register_runtime(py::module_& m) {
     m.attr("STREAM_VERSION") = kStreamVersion;
     m.attr("__version__") = DROPKIT_VERSION;
     m.attr("PARALLEL_CUTOFF") = kParallelCutoff;
+    m.attr("STREAMING_THRESHOLD_BYTES") = streaming_threshold_bytes();
     m.def("default_threads", &default_threads, "OMP_NUM_THREADS, or the number of cores.");
     m.def("simd_best", [] { return std::string(simd_name(simd_best())); },
           "The widest SIMD target this CPU and build support.");

@@ -44,44 +44,69 @@ struct Isa {
         const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
         return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(b8 & 0xFFu)), sel), sel);
     }
-    static __m256i lane_mask64(std::uint32_t b4) {
-        const __m256i sel = _mm256_setr_epi64x(1, 2, 4, 8);
-        return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(b4 & 0xFu), sel), sel);
-    }
 
-    static std::size_t apply(const float* x, float* y, std::size_t count, const std::uint8_t* bits,
-                             unsigned bit0, float s) {
-        const __m256 vs = _mm256_set1_ps(s);
+    // One policy per dtype: N elements per step; compute() gives the stored form of
+    // keep ? x * s : +0 for the N elements at x, keep bits in b (bit 0 first).
+    struct F32 {
+        using T = float;
+        static constexpr std::size_t N = 8, kAlign = 32;
+        static __m256 compute(const T* x, __m256 vs, std::uint32_t b) {
+            return _mm256_and_ps(_mm256_mul_ps(_mm256_loadu_ps(x), vs), _mm256_castsi256_ps(lane_mask32(b)));
+        }
+        static void store(T* y, __m256 v) { _mm256_storeu_ps(y, v); }
+        static void stream(T* y, __m256 v) { _mm256_stream_ps(y, v); }
+    };
+    struct F64 {
+        using T = double;
+        static constexpr std::size_t N = 4, kAlign = 32;
+        static __m256d compute(const T* x, __m256d vs, std::uint32_t b) {
+            const __m256i sel = _mm256_setr_epi64x(1, 2, 4, 8);
+            const __m256i m = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(b & 0xFu), sel), sel);
+            return _mm256_and_pd(_mm256_mul_pd(_mm256_loadu_pd(x), vs), _mm256_castsi256_pd(m));
+        }
+        static void store(T* y, __m256d v) { _mm256_storeu_pd(y, v); }
+        static void stream(T* y, __m256d v) { _mm256_stream_pd(y, v); }
+    };
+    struct F16 {
+        using T = std::uint16_t;
+        static constexpr std::size_t N = 8, kAlign = 16;
+        static __m128i compute(const T* x, __m256 vs, std::uint32_t b) {
+            const __m256 v = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x)));
+            return _mm256_cvtps_ph(_mm256_and_ps(_mm256_mul_ps(v, vs), _mm256_castsi256_ps(lane_mask32(b))),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        }
+        static void store(T* y, __m128i v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(y), v); }
+        static void stream(T* y, __m128i v) { _mm_stream_si128(reinterpret_cast<__m128i*>(y), v); }
+    };
+
+    // Full steps only; the skeleton does the tail. With `nt`, non-temporal stores from the first
+    // aligned element on (the few before it go through the portable path).
+    template <class L, class S, class VS>
+    static std::size_t run(const typename L::T* x, typename L::T* y, std::size_t count,
+                           const std::uint8_t* bits, unsigned bit0, S s, VS vs, bool nt) {
         std::size_t e = 0;
-        for (; e + 8 <= count; e += 8) {
-            const __m256 m = _mm256_castsi256_ps(lane_mask32(bits_at(bits, bit0 + e)));
-            _mm256_storeu_ps(y + e, _mm256_and_ps(_mm256_mul_ps(_mm256_loadu_ps(x + e), vs), m));
+        if (nt) {
+            for (; e < count && reinterpret_cast<std::uintptr_t>(y + e) % L::kAlign != 0; ++e)
+                y[e] = mul_keep(x[e], s, byte_bit(bits, bit0 + e));
+            for (; e + L::N <= count; e += L::N) L::stream(y + e, L::compute(x + e, vs, bits_at(bits, bit0 + e)));
+        } else {
+            for (; e + L::N <= count; e += L::N) L::store(y + e, L::compute(x + e, vs, bits_at(bits, bit0 + e)));
         }
         return e;
+    }
+    static std::size_t apply(const float* x, float* y, std::size_t count, const std::uint8_t* bits,
+                             unsigned bit0, float s, bool nt) {
+        return run<F32>(x, y, count, bits, bit0, s, _mm256_set1_ps(s), nt);
     }
     static std::size_t apply(const double* x, double* y, std::size_t count, const std::uint8_t* bits,
-                             unsigned bit0, double s) {
-        const __m256d vs = _mm256_set1_pd(s);
-        std::size_t e = 0;
-        for (; e + 4 <= count; e += 4) {
-            const __m256d m = _mm256_castsi256_pd(lane_mask64(bits_at(bits, bit0 + e)));
-            _mm256_storeu_pd(y + e, _mm256_and_pd(_mm256_mul_pd(_mm256_loadu_pd(x + e), vs), m));
-        }
-        return e;
+                             unsigned bit0, double s, bool nt) {
+        return run<F64>(x, y, count, bits, bit0, s, _mm256_set1_pd(s), nt);
     }
     static std::size_t apply(const std::uint16_t* x, std::uint16_t* y, std::size_t count,
-                             const std::uint8_t* bits, unsigned bit0, float s) {
-        const __m256 vs = _mm256_set1_ps(s);
-        std::size_t e = 0;
-        for (; e + 8 <= count; e += 8) {
-            const __m256 m = _mm256_castsi256_ps(lane_mask32(bits_at(bits, bit0 + e)));
-            const __m256 v = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + e)));
-            const __m128i h = _mm256_cvtps_ph(_mm256_and_ps(_mm256_mul_ps(v, vs), m),
-                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(y + e), h);
-        }
-        return e;
+                             const std::uint8_t* bits, unsigned bit0, float s, bool nt) {
+        return run<F16>(x, y, count, bits, bit0, s, _mm256_set1_ps(s), nt);
     }
+    static void fence() { _mm_sfence(); }
 };
 
 }  // namespace isa_avx2

@@ -40,58 +40,82 @@ struct Isa {
         std::memcpy(&four, bits + (p >> 3), sizeof four);
         return four >> (p & 7);
     }
-    static __mmask16 tail16(std::size_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
-    static __mmask8 tail8(std::size_t n) { return static_cast<__mmask8>((1u << n) - 1u); }
 
-    // Tails (count not a multiple of the width) use masked loads and stores, so this handles all.
-    static std::size_t apply(const float* x, float* y, std::size_t count, const std::uint8_t* bits,
-                             unsigned bit0, float s) {
-        const __m512 vs = _mm512_set1_ps(s);
-        std::size_t e = 0;
-        for (; e + 16 <= count; e += 16) {  // full vectors: plain loads and stores
-            const auto k = static_cast<__mmask16>(bits_at(bits, bit0 + e));
-            _mm512_storeu_ps(y + e, _mm512_maskz_mul_ps(k, _mm512_loadu_ps(x + e), vs));
+    // One policy per dtype: N elements per step, keep bits as a write mask (dropped lanes +0).
+    struct F32 {
+        using T = float;
+        using K = __mmask16;
+        static constexpr std::size_t N = 16, kAlign = 64;
+        static __m512 load(const T* x) { return _mm512_loadu_ps(x); }
+        static __m512 load(K io, const T* x) { return _mm512_maskz_loadu_ps(io, x); }
+        static __m512 compute(__m512 v, __m512 vs, K k) { return _mm512_maskz_mul_ps(k, v, vs); }
+        static void store(T* y, __m512 v) { _mm512_storeu_ps(y, v); }
+        static void store(T* y, K io, __m512 v) { _mm512_mask_storeu_ps(y, io, v); }
+        static void stream(T* y, __m512 v) { _mm512_stream_ps(y, v); }
+    };
+    struct F64 {
+        using T = double;
+        using K = __mmask8;
+        static constexpr std::size_t N = 8, kAlign = 64;
+        static __m512d load(const T* x) { return _mm512_loadu_pd(x); }
+        static __m512d load(K io, const T* x) { return _mm512_maskz_loadu_pd(io, x); }
+        static __m512d compute(__m512d v, __m512d vs, K k) { return _mm512_maskz_mul_pd(k, v, vs); }
+        static void store(T* y, __m512d v) { _mm512_storeu_pd(y, v); }
+        static void store(T* y, K io, __m512d v) { _mm512_mask_storeu_pd(y, io, v); }
+        static void stream(T* y, __m512d v) { _mm512_stream_pd(y, v); }
+    };
+    struct F16 {
+        using T = std::uint16_t;
+        using K = __mmask16;
+        static constexpr std::size_t N = 16, kAlign = 32;
+        static __m512 load(const T* x) {
+            return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
         }
-        if (e < count) {  // the tail: masked loads and stores
-            const __mmask16 io = tail16(count - e);
-            const auto k = static_cast<__mmask16>(bits_at(bits, bit0 + e));
-            _mm512_mask_storeu_ps(y + e, io, _mm512_maskz_mul_ps(k, _mm512_maskz_loadu_ps(io, x + e), vs));
+        static __m512 load(K io, const T* x) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(io, x)); }
+        static __m256i compute(__m512 v, __m512 vs, K k) {
+            return _mm512_cvtps_ph(_mm512_maskz_mul_ps(k, v, vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        }
+        static void store(T* y, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(y), v); }
+        static void store(T* y, K io, __m256i v) { _mm256_mask_storeu_epi16(y, io, v); }
+        static void stream(T* y, __m256i v) { _mm256_stream_si256(reinterpret_cast<__m256i*>(y), v); }
+    };
+
+    // Everything, the tail included (masked loads and stores). With `nt`, non-temporal stores
+    // from the first aligned element on (the few before it go through the portable path).
+    template <class L, class S, class VS>
+    static std::size_t run(const typename L::T* x, typename L::T* y, std::size_t count,
+                           const std::uint8_t* bits, unsigned bit0, S s, VS vs, bool nt) {
+        using K = typename L::K;
+        std::size_t e = 0;
+        if (nt) {
+            for (; e < count && reinterpret_cast<std::uintptr_t>(y + e) % L::kAlign != 0; ++e)
+                y[e] = mul_keep(x[e], s, byte_bit(bits, bit0 + e));
+            for (; e + L::N <= count; e += L::N)
+                L::stream(y + e, L::compute(L::load(x + e), vs, static_cast<K>(bits_at(bits, bit0 + e))));
+        } else {
+            for (; e + L::N <= count; e += L::N)
+                L::store(y + e, L::compute(L::load(x + e), vs, static_cast<K>(bits_at(bits, bit0 + e))));
+        }
+        if (e < count) {
+            const auto io = static_cast<K>((1u << (count - e)) - 1u);
+            const auto k = static_cast<K>(bits_at(bits, bit0 + e));
+            L::store(y + e, io, L::compute(L::load(io, x + e), vs, k));
         }
         return count;
+    }
+    static std::size_t apply(const float* x, float* y, std::size_t count, const std::uint8_t* bits,
+                             unsigned bit0, float s, bool nt) {
+        return run<F32>(x, y, count, bits, bit0, s, _mm512_set1_ps(s), nt);
     }
     static std::size_t apply(const double* x, double* y, std::size_t count, const std::uint8_t* bits,
-                             unsigned bit0, double s) {
-        const __m512d vs = _mm512_set1_pd(s);
-        std::size_t e = 0;
-        for (; e + 8 <= count; e += 8) {
-            const auto k = static_cast<__mmask8>(bits_at(bits, bit0 + e));
-            _mm512_storeu_pd(y + e, _mm512_maskz_mul_pd(k, _mm512_loadu_pd(x + e), vs));
-        }
-        if (e < count) {
-            const __mmask8 io = tail8(count - e);
-            const auto k = static_cast<__mmask8>(bits_at(bits, bit0 + e));
-            _mm512_mask_storeu_pd(y + e, io, _mm512_maskz_mul_pd(k, _mm512_maskz_loadu_pd(io, x + e), vs));
-        }
-        return count;
+                             unsigned bit0, double s, bool nt) {
+        return run<F64>(x, y, count, bits, bit0, s, _mm512_set1_pd(s), nt);
     }
     static std::size_t apply(const std::uint16_t* x, std::uint16_t* y, std::size_t count,
-                             const std::uint8_t* bits, unsigned bit0, float s) {
-        const __m512 vs = _mm512_set1_ps(s);
-        constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-        std::size_t e = 0;
-        for (; e + 16 <= count; e += 16) {
-            const auto k = static_cast<__mmask16>(bits_at(bits, bit0 + e));
-            const __m512 v = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + e)));
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + e), _mm512_cvtps_ph(_mm512_maskz_mul_ps(k, v, vs), kRound));
-        }
-        if (e < count) {
-            const __mmask16 io = tail16(count - e);
-            const auto k = static_cast<__mmask16>(bits_at(bits, bit0 + e));
-            const __m512 v = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(io, x + e));
-            _mm256_mask_storeu_epi16(y + e, io, _mm512_cvtps_ph(_mm512_maskz_mul_ps(k, v, vs), kRound));
-        }
-        return count;
+                             const std::uint8_t* bits, unsigned bit0, float s, bool nt) {
+        return run<F16>(x, y, count, bits, bit0, s, _mm512_set1_ps(s), nt);
     }
+    static void fence() { _mm_sfence(); }
 };
 
 }  // namespace isa_avx512

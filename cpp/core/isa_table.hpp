@@ -9,11 +9,11 @@ struct KernelTable {
     const char* name;
     void (*philox)(const std::uint32_t* ctr, const std::uint32_t* key, std::uint32_t* out, std::size_t n);
     void (*apply_f32)(const float* x, float* y, std::size_t i0, std::size_t i1, std::uint64_t t,
-                      float s, std::uint64_t seed, std::uint64_t offset);
+                      float s, std::uint64_t seed, std::uint64_t offset, bool nt);
     void (*apply_f64)(const double* x, double* y, std::size_t i0, std::size_t i1, std::uint64_t t,
-                      double s, std::uint64_t seed, std::uint64_t offset);
+                      double s, std::uint64_t seed, std::uint64_t offset, bool nt);
     void (*apply_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t i0, std::size_t i1,
-                      std::uint64_t t, float s, std::uint64_t seed, std::uint64_t offset);
+                      std::uint64_t t, float s, std::uint64_t seed, std::uint64_t offset, bool nt);
     void (*mask_bytes)(std::uint8_t* out, std::size_t i0, std::size_t i1, std::uint64_t t,
                        std::uint64_t seed, std::uint64_t offset);
     void (*mask_packed)(std::uint8_t* out, std::size_t i0, std::size_t i1, std::uint64_t t,

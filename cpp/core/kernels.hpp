@@ -9,6 +9,11 @@ namespace dropkit {
 
 enum class Simd : int { scalar = 0, avx2 = 1, avx512 = 2 };
 
+// How outputs are written. automatic: non-temporal (streaming) stores when the output is at
+// least streaming_threshold_bytes(), so that a result too large for the caches does not cost a
+// read-for-ownership of every line; cached: never; streaming: always (tests). Same bits.
+enum class Store : int { automatic = 0, cached = 1, streaming = 2 };
+
 const char* simd_name(Simd s);
 // Compiled into this build and supported by this CPU.
 bool simd_available(Simd s);
@@ -22,12 +27,20 @@ void philox4x32_10(const std::uint32_t* ctr, const std::uint32_t* key, std::uint
 // y[i] = keep(seed, offset + i, t) ? x[i] * s : +0.0 for i in [0, n). t = round(rate * 2^32) in
 // [0, 2^32]. y may equal x (in place); any other overlap is the caller's to avoid.
 void bernoulli_apply(const float* x, float* y, std::size_t n, std::uint64_t t, float s,
-                     std::uint64_t seed, std::uint64_t offset, int threads, Simd simd);
+                     std::uint64_t seed, std::uint64_t offset, int threads, Simd simd,
+                     Store store = Store::automatic);
 void bernoulli_apply(const double* x, double* y, std::size_t n, std::uint64_t t, double s,
-                     std::uint64_t seed, std::uint64_t offset, int threads, Simd simd);
+                     std::uint64_t seed, std::uint64_t offset, int threads, Simd simd,
+                     Store store = Store::automatic);
 // float16 stored as its bits; computed in float32.
 void bernoulli_apply_f16(const std::uint16_t* x, std::uint16_t* y, std::size_t n, std::uint64_t t,
-                         float s, std::uint64_t seed, std::uint64_t offset, int threads, Simd simd);
+                         float s, std::uint64_t seed, std::uint64_t offset, int threads, Simd simd,
+                         Store store = Store::automatic);
+
+// Output size from which Store::automatic streams: input plus output at least 3/4 of the
+// last-level cache (glibc's memcpy uses 3/4 too), i.e. an output of 3/8 of it; the cache size
+// from Linux sysfs, else sysconf; at least 4 MiB; 32 MiB when unknown.
+std::size_t streaming_threshold_bytes();
 
 // The keep mask: out[i] in {0, 1} (n bytes), or packed in numpy.packbits order (ceil(n/8) bytes).
 void bernoulli_mask(std::uint8_t* out, std::size_t n, bool packed, std::uint64_t t,

@@ -12,10 +12,11 @@
 //   V bxor(V, V), V band(V, V), V bor(V, V), V bandnot(V a, V b) = ~a & b, V ones(), V zero()
 //   void mulhilo(V a, uint32_t m, V& hi, V& lo)            32x32 -> 64-bit products per lane
 //   bool all_zero(const V (&v)[4])
-//   size_t apply(const T* x, T* y, size_t count, const uint8_t* bits, unsigned bit0, S scale)
+//   size_t apply(const T* x, T* y, size_t count, const uint8_t* bits, unsigned bit0, S scale, bool nt)
 //       for T = float, double (S = T) and uint16_t (float16 bits, S = float): y[e] = keep ? x[e]*s : +0,
 //       keep = bit (bit0 + e) of `bits` (little-endian bit order); returns how many it handled
-//       (the skeleton finishes the rest with the portable scalar code below).
+//       (the skeleton finishes the rest with the portable scalar code below); nt asks for
+//       non-temporal stores; void fence() orders them.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -173,6 +174,8 @@ inline void keep_words(std::uint64_t seed, std::uint64_t block0, std::uint64_t t
 inline bool keep_bit(const std::uint32_t* words, std::size_t p) {
     return (words[p >> 5] >> (p & 31)) & 1u;
 }
+// The same bit through the little-endian byte view the SIMD targets (x86 only) use.
+inline bool byte_bit(const std::uint8_t* bytes, std::size_t p) { return (bytes[p >> 3] >> (p & 7)) & 1u; }
 
 // Portable element-wise apply, used by the scalar target and for the tails of the SIMD ones.
 // Branch-free: a mask that is random at rate 0.5 would mispredict half the branches.
@@ -212,15 +215,18 @@ inline void walk(std::size_t i0, std::size_t i1, std::uint64_t offset, std::uint
     }
 }
 
+// nt: non-temporal (streaming) stores where the target has them, for outputs larger than the
+// caches; the bits are the same either way.
 template <class Isa, class T, class S>
 void apply_range(const T* x, T* y, std::size_t i0, std::size_t i1, std::uint64_t t, S s,
-                 std::uint64_t seed, std::uint64_t offset) {
+                 std::uint64_t seed, std::uint64_t offset, bool nt) {
     walk<Isa>(i0, i1, offset, seed, t,
               [&](std::size_t i, std::size_t count, const std::uint32_t* words, unsigned bit0) {
                   const auto* bytes = reinterpret_cast<const std::uint8_t*>(words);
-                  std::size_t e = Isa::apply(x + i, y + i, count, bytes, bit0, s);
+                  std::size_t e = Isa::apply(x + i, y + i, count, bytes, bit0, s, nt);
                   for (; e < count; ++e) y[i + e] = mul_keep(x[i + e], s, keep_bit(words, bit0 + e));
               });
+    if (nt) Isa::fence();  // order the streaming stores before anything that follows
 }
 
 // Unpacked mask: out[i] = 1 if kept else 0.

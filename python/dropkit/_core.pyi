@@ -6,6 +6,7 @@ import numpy.typing as npt
 STREAM_VERSION: int
 __version__: str
 PARALLEL_CUTOFF: int
+STREAMING_THRESHOLD_BYTES: int
 
 def default_threads() -> int: ...
 def simd_best() -> str: ...
@@ -22,6 +23,7 @@ def bernoulli_apply(
     offset: int,
     threads: int = -1,
     simd: str = "",
+    store: str = "auto",
 ) -> np.ndarray: ...
 def bernoulli_mask(
     out: np.ndarray,

@@ -315,6 +315,7 @@ def bernoulli_apply(
     offset: int,
     threads: Optional[int] = None,
     simd: Optional[str] = None,
+    store: Optional[str] = None,
 ) -> np.ndarray:
     """Write the Bernoulli-masked, scaled ``x`` into ``out`` (``docs/rng.md`` section 5).
 
@@ -344,6 +345,8 @@ def bernoulli_apply(
         Accepted for parity with the C++ core; ignored.
     simd : str, optional
         Accepted for parity with the C++ core; ignored.
+    store : str, optional
+        Accepted for parity with the C++ core (its choice of streaming stores); ignored.
 
     Returns
     -------
