@@ -14,10 +14,11 @@ def backend(request):
 
 @pytest.fixture
 def restore_runtime():
-    """Put the process-wide thread count and SIMD target back after the test."""
+    """Put the process-wide thread count, SIMD target and backend back after the test."""
     import dropkit  # not at module level: test_reference_kernels.py runs without the package
 
-    threads, simd = dropkit.get_num_threads(), dropkit.simd_target()
+    threads, simd, backend = dropkit.get_num_threads(), dropkit.simd_target(), dropkit.get_backend()
     yield
     dropkit.set_num_threads(threads)
     dropkit.set_simd_target(simd)
+    dropkit.set_backend(backend)

@@ -601,16 +601,14 @@ def _install_spies(monkeypatch):
     return spies
 
 
-@pytest.mark.parametrize("env,expect", [("numpy", "numpy"), (" NumPy ", "numpy"), ("core", "core"),
-                                        (None, "core"), ("", "core")])
-def test_env_backend(monkeypatch, env, expect):
+@pytest.mark.parametrize("name,expect", [("numpy", "numpy"), (" NumPy ", "numpy"), ("core", "core"),
+                                         ("CORE", "core")])
+def test_set_backend(monkeypatch, restore_runtime, name, expect):
     x = sample(3000, np.float32, 19)
     ref = dropkit.dropout(x, 0.3, seed=4, backend="numpy")
     spies = _install_spies(monkeypatch)
-    if env is None:
-        monkeypatch.delenv("DROPKIT_BACKEND", raising=False)
-    else:
-        monkeypatch.setenv("DROPKIT_BACKEND", env)
+    dropkit.set_backend(name)
+    assert dropkit.get_backend() == expect
     assert_same_bits(dropkit.dropout(x, 0.3, seed=4), ref)
     dropkit.dropout_backward(x, 0.3, seed=4)
     dropkit.dropout_mask(10, 0.3, seed=4)
@@ -618,24 +616,53 @@ def test_env_backend(monkeypatch, env, expect):
     assert spies[expect, "bernoulli_apply"].calls == 2
     assert spies[expect, "bernoulli_mask"].calls == 1
     assert spies[other, "bernoulli_apply"].calls == 0 and spies[other, "bernoulli_mask"].calls == 0
-    # an explicit backend wins over the environment
+    # an explicit backend wins over the process-wide choice
     dropkit.dropout(x, 0.3, seed=4, backend=other)
     assert spies[other, "bernoulli_apply"].calls == 1
 
 
-def test_env_backend_in_layers(monkeypatch):
+def test_set_backend_in_layers(monkeypatch, restore_runtime):
     spies = _install_spies(monkeypatch)
-    monkeypatch.setenv("DROPKIT_BACKEND", "numpy")
+    dropkit.set_backend("numpy")
     layer = dropkit.Dropout(0.3, seed=1)
     layer.forward(np.ones(10))
     assert spies["numpy", "bernoulli_apply"].calls == 1
     assert spies["core", "bernoulli_apply"].calls == 0
 
 
-def test_bad_env_backend(monkeypatch):
-    monkeypatch.setenv("DROPKIT_BACKEND", "cuda")
-    with pytest.raises(ValueError, match="DROPKIT_BACKEND.*cuda"):
-        dropkit.dropout(X5, 0.5, seed=0)
+@pytest.mark.parametrize("name", ["cuda", "", None, 3])
+def test_set_backend_rejects_bad_names(restore_runtime, name):
+    with pytest.raises(ValueError, match=re.escape(repr(name))):
+        dropkit.set_backend(name)
+    assert dropkit.get_backend() in ("core", "numpy")
+
+
+def _import_dropkit_with_env(value):
+    """Run a fresh interpreter with DROPKIT_BACKEND=value; return (returncode, stdout, stderr)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DROPKIT_SIMD", "DROPKIT_BACKEND")}
+    if value is not None:
+        env["DROPKIT_BACKEND"] = value
+    code = ("import numpy as np, dropkit\n"
+            "x = np.linspace(-1, 1, 3000, dtype=np.float32)\n"
+            "a = dropkit.dropout(x, 0.3, seed=4)\n"
+            "b = dropkit.dropout(x, 0.3, seed=4, backend='numpy')\n"
+            "print(dropkit.get_backend(), a.tobytes() == b.tobytes())\n")
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout.strip(), p.stderr
+
+
+@pytest.mark.parametrize("env,expect", [("numpy", "numpy"), (" NumPy ", "numpy"), (None, "core"),
+                                        ("", "core")])
+def test_env_backend_is_read_at_import(env, expect):
+    rc, out, err = _import_dropkit_with_env(env)
+    assert rc == 0, err
+    assert out == f"{expect} True"
+
+
+def test_bad_env_backend_fails_the_import():
+    rc, out, err = _import_dropkit_with_env("cuda")
+    assert rc != 0
+    assert "DROPKIT_BACKEND" in err and "'cuda'" in err
 
 
 # ------------------------------------------------------------------------------------------

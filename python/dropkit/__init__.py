@@ -7,8 +7,8 @@ in :mod:`dropkit.reference`. See docs/rng.md for the stream, README.md for an ov
 """
 from . import _core
 from ._api import dropout, dropout_backward, dropout_mask, philox4x32_10
-from ._runtime import (available_simd_targets, get_num_threads, set_num_threads, set_simd_target,
-                       simd_target)
+from ._runtime import (available_simd_targets, get_backend, get_num_threads, set_backend,
+                       set_num_threads, set_simd_target, simd_target)
 from .layers import Dropout, InvertedDropout
 from . import reference
 
@@ -23,9 +23,11 @@ __all__ = [
     "dropout",
     "dropout_backward",
     "dropout_mask",
+    "get_backend",
     "get_num_threads",
     "philox4x32_10",
     "reference",
+    "set_backend",
     "set_num_threads",
     "set_simd_target",
     "simd_target",

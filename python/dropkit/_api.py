@@ -103,7 +103,8 @@ def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, out=None, 
         Destination with ``x``'s shape and dtype, writable and C-contiguous; may be ``x`` itself.
         Anything else raises, nothing is written.
     backend : {None, "core", "numpy"}
-        None: the ``DROPKIT_BACKEND`` environment variable, default ``"core"`` (C++).
+        None: :func:`dropkit.get_backend` (``"core"``, the C++ kernels, unless
+        :func:`dropkit.set_backend` or ``DROPKIT_BACKEND`` at import chose otherwise).
         ``"numpy"`` runs the pure-NumPy reference, bit for bit the same.
 
     Returns

@@ -108,13 +108,53 @@ def set_simd_target(name: str) -> None:
         _simd = name
 
 
-def backend_name(backend: str | None) -> str:
-    """Resolve ``backend=``: None means ``DROPKIT_BACKEND`` (read at each call), else ``"core"``."""
-    raw = backend if backend is not None else os.environ.get("DROPKIT_BACKEND", "core")
+def _parse_backend(raw: object, source: str) -> str:
     name = raw.strip().lower() if isinstance(raw, str) else raw
-    if backend is None and name == "":
-        name = "core"
     if name not in BACKENDS:
-        src = "backend" if backend is not None else "DROPKIT_BACKEND"
-        raise ValueError(f"{src} must be 'core' or 'numpy', got {raw!r}")
-    return name
+        raise ValueError(f"{source} must be 'core' or 'numpy', got {raw!r}")
+    return name  # type: ignore[return-value]
+
+
+def _initial_backend() -> str:
+    raw = os.environ.get("DROPKIT_BACKEND", "")
+    return "core" if not raw.strip() else _parse_backend(raw, "DROPKIT_BACKEND")
+
+
+_backend: str = _initial_backend()
+
+
+def set_backend(name: str) -> None:
+    """Choose the backend that calls with ``backend=None`` use.
+
+    Parameters
+    ----------
+    name : {"core", "numpy"}
+        ``"core"``: the C++ kernels (the default). ``"numpy"``: the pure-NumPy reference
+        (:mod:`dropkit.reference`), bit for bit the same, much slower. Case and surrounding
+        spaces are ignored. The ``DROPKIT_BACKEND`` environment variable, read when dropkit is
+        imported, sets the initial value.
+
+    Raises
+    ------
+    ValueError
+        Any other name.
+    """
+    global _backend
+    b = _parse_backend(name, "backend")
+    with _lock:
+        _backend = b
+
+
+def get_backend() -> str:
+    """The backend that calls with ``backend=None`` use: ``"core"`` or ``"numpy"``.
+
+    Returns
+    -------
+    str
+    """
+    return _backend
+
+
+def backend_name(backend: str | None) -> str:
+    """Resolve ``backend=``: None means the process-wide choice (:func:`get_backend`)."""
+    return _backend if backend is None else _parse_backend(backend, "backend")

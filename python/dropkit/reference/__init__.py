@@ -9,7 +9,8 @@ Two levels, each mirroring the core name for name:
   ``bernoulli_mask``), one per function of ``dropkit._core``, same arguments, same bits.
 
 Both follow docs/rng.md; the tests check them against each other bit for bit. Use
-``DROPKIT_BACKEND=numpy`` (or ``backend="numpy"``) to run all of dropkit on this backend.
+``dropkit.set_backend("numpy")``, ``DROPKIT_BACKEND=numpy`` at import, or ``backend="numpy"`` per
+call to run all of dropkit on this backend.
 """
 from __future__ import annotations
 
