@@ -173,11 +173,18 @@ def test_targets_reported_never_fail(run: Dict[str, Any]) -> None:
     assert "error" not in tg, tg.get("error")
     assert "others_cpu_share" in tg and tg["config"]["rate"] == 0.5
     keys = [r["key"] for r in tg["rows"]]
-    assert keys == [g[0] for g in __import__("dropkit.bench.targets", fromlist=["GOALS"]).GOALS]
+    from dropkit.bench.targets import GOALS, INFO
+
+    assert keys == [g[0] for g in GOALS] + [i[0] for i in INFO]
     for r in tg["rows"]:
         med_num = statistics.median(r["numerator"]["samples_s"])
         med_den = statistics.median(r["denominator"]["samples_s"])
         assert r["ratio"] == pytest.approx(med_num / med_den, rel=1e-12)
+        assert r["ratio_of_minimums"] == pytest.approx(
+            min(r["numerator"]["samples_s"]) / min(r["denominator"]["samples_s"]), rel=1e-12)
+        if r["goal"] is None:  # an informational row
+            assert r["pass"] is None and r["label"] in run["stdout"]
+            continue
         assert r["pass"] == (r["ratio"] <= r["goal"] if r["op"] == "<=" else r["ratio"] >= r["goal"])
         assert ("PASS" if r["pass"] else "MISS") in run["stdout"]
 
