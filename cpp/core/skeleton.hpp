@@ -34,24 +34,27 @@
 namespace dropkit {
 namespace DROPKIT_ISA_NS {
 
-// Philox4x32-10 on W independent lanes (docs/rng.md section 1).
-template <class Isa, class V = typename Isa::V>
-inline void philox_lanes(V c0, V c1, V c2, V c3, V k0, V k1, V (&out)[4]) {
+// Philox4x32-10 (docs/rng.md section 1) on G independent states of W lanes each, in place:
+// counter (a, b, c, d), keys k0 and k1 broadcast over the states. The G chains are interleaved
+// round by round so that the CPU overlaps their latencies (one chain alone is latency-bound).
+template <class Isa, int G, class V = typename Isa::V>
+inline void philox_rounds(V (&a)[G], V (&b)[G], V (&c)[G], V (&d)[G], V k0, V k1) {
     const V w0 = Isa::set1(kPhiloxW0), w1 = Isa::set1(kPhiloxW1);
     for (int r = 0; r < kPhiloxRounds; ++r) {
         if (r > 0) {
             k0 = Isa::add(k0, w0);
             k1 = Isa::add(k1, w1);
         }
-        V hi0, lo0, hi1, lo1;
-        Isa::mulhilo(c0, kPhiloxM0, hi0, lo0);
-        Isa::mulhilo(c2, kPhiloxM1, hi1, lo1);
-        c0 = Isa::bxor(Isa::bxor(hi1, c1), k0);
-        c1 = lo1;
-        c2 = Isa::bxor(Isa::bxor(hi0, c3), k1);
-        c3 = lo0;
+        for (int i = 0; i < G; ++i) {
+            V hi0, lo0, hi1, lo1;
+            Isa::mulhilo(a[i], kPhiloxM0, hi0, lo0);
+            Isa::mulhilo(c[i], kPhiloxM1, hi1, lo1);
+            a[i] = Isa::bxor(Isa::bxor(hi1, b[i]), k0);
+            b[i] = lo1;
+            c[i] = Isa::bxor(Isa::bxor(hi0, d[i]), k1);
+            d[i] = lo0;
+        }
     }
-    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
 }
 
 // Batch Philox for the public philox4x32_10: ctr (n x 4), key (n x 2), out (n x 4).
@@ -68,20 +71,21 @@ void philox_batch(const std::uint32_t* ctr, const std::uint32_t* key, std::uint3
             in[4][l] = key[2 * i];
             in[5][l] = key[2 * i + 1];
         }
-        typename Isa::V o[4];
-        philox_lanes<Isa>(Isa::load(in[0]), Isa::load(in[1]), Isa::load(in[2]), Isa::load(in[3]),
-                          Isa::load(in[4]), Isa::load(in[5]), o);
-        for (int w = 0; w < 4; ++w) Isa::store(res[w], o[w]);
+        typename Isa::V a[1] = {Isa::load(in[0])}, b[1] = {Isa::load(in[1])};
+        typename Isa::V c[1] = {Isa::load(in[2])}, d[1] = {Isa::load(in[3])};
+        philox_rounds<Isa, 1>(a, b, c, d, Isa::load(in[4]), Isa::load(in[5]));
+        Isa::store(res[0], a[0]);
+        Isa::store(res[1], b[0]);
+        Isa::store(res[2], c[0]);
+        Isa::store(res[3], d[0]);
         for (std::size_t l = 0; l < m; ++l)
             for (int w = 0; w < 4; ++w) out[4 * (i0 + l) + static_cast<std::size_t>(w)] = res[w][l];
     }
 }
 
-// G planes p0 .. p0+G-1 of the same blocks at once: G independent Philox chains, interleaved
-// round by round so the CPU overlaps their latencies (one chain alone is latency-bound).
+// Planes p0 .. p0+G-1 of the same W blocks: counters (c0, c1, p0 + i, c3), i < G.
 template <class Isa, int G, class V = typename Isa::V>
 inline void philox_planes(V c0, V c1, std::uint32_t p0, V c3, V k0, V k1, V (&out)[G][4]) {
-    const V w0 = Isa::set1(kPhiloxW0), w1 = Isa::set1(kPhiloxW1);
     V a[G], b[G], c[G], d[G];
     for (int i = 0; i < G; ++i) {
         a[i] = c0;
@@ -89,21 +93,7 @@ inline void philox_planes(V c0, V c1, std::uint32_t p0, V c3, V k0, V k1, V (&ou
         c[i] = Isa::set1(p0 + static_cast<std::uint32_t>(i));
         d[i] = c3;
     }
-    for (int r = 0; r < kPhiloxRounds; ++r) {
-        if (r > 0) {
-            k0 = Isa::add(k0, w0);
-            k1 = Isa::add(k1, w1);
-        }
-        for (int i = 0; i < G; ++i) {
-            V hi0, lo0, hi1, lo1;
-            Isa::mulhilo(a[i], kPhiloxM0, hi0, lo0);
-            Isa::mulhilo(c[i], kPhiloxM1, hi1, lo1);
-            a[i] = Isa::bxor(Isa::bxor(hi1, b[i]), k0);
-            b[i] = lo1;
-            c[i] = Isa::bxor(Isa::bxor(hi0, d[i]), k1);
-            d[i] = lo0;
-        }
-    }
+    philox_rounds<Isa, G>(a, b, c, d, k0, k1);
     for (int i = 0; i < G; ++i) {
         out[i][0] = a[i]; out[i][1] = b[i]; out[i][2] = c[i]; out[i][3] = d[i];
     }
