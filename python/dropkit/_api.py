@@ -38,11 +38,9 @@ def _identity(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 
 def _scaled(x: np.ndarray, factor: float, out: np.ndarray | None) -> np.ndarray:
     """``x * factor``, the factor rounded once to the compute dtype (classic evaluation)."""
-    ct = _compute_dtype(x.dtype)
-    if x.dtype == np.float16:
-        y = (x.astype(np.float32) * np.float32(factor)).astype(np.float16)
-        return _identity(y, out) if out is not None else y
-    return np.multiply(x, ct(factor), out=out) if out is not None else np.multiply(x, ct(factor))
+    if x.dtype == np.float16:  # computed in float32, rounded once to float16
+        return _identity((x.astype(np.float32) * np.float32(factor)).astype(np.float16), out)
+    return np.multiply(x, _compute_dtype(x.dtype)(factor), out=out)
 
 
 def _masked(x: np.ndarray, rate: float, inverted: bool, seed: int, offset: int,
@@ -203,7 +201,7 @@ def dropout_mask(shape, rate, *, seed, offset=0, packed=False, backend=None):
     _validate.span(o, n)
     out = np.empty((n + 7) // 8, dtype=np.uint8) if packed else np.empty(dims, dtype=np.bool_)
     k.bernoulli_mask(out.reshape(-1), n, threshold(r), s, o, bool(packed),
-                                     threads=_runtime.get_num_threads(), simd=_runtime.simd_target())
+                     threads=_runtime.get_num_threads(), simd=_runtime.simd_target())
     return out
 
 
@@ -236,20 +234,10 @@ def philox4x32_10(counter, key, *, backend=None):
     """
     if _runtime.backend_name(backend) == "numpy":
         return _ref_kernels.philox4x32_10(counter, key)
-    c = _uint32_words(counter, "counter", 4)
-    k = _uint32_words(key, "key", 2)
+    # One validation for both backends: the reference's (lossless, names the bad value).
+    c = _ref_kernels._as_uint32_words("counter", counter, 4).astype(np.uint32)
+    k = _ref_kernels._as_uint32_words("key", key, 2).astype(np.uint32)
     lead = np.broadcast_shapes(c.shape[:-1], k.shape[:-1])
     cb = np.ascontiguousarray(np.broadcast_to(c, lead + (4,)).reshape(-1, 4))
     kb = np.ascontiguousarray(np.broadcast_to(k, lead + (2,)).reshape(-1, 2))
     return _core.philox4x32_10(cb, kb, simd=_runtime.simd_target()).reshape(lead + (4,))
-
-
-def _uint32_words(value: Any, name: str, width: int) -> np.ndarray:
-    a = np.asarray(value)
-    if a.dtype.kind not in "ui":
-        raise TypeError(f"{name} must hold integers (uint32 words), got dtype {a.dtype}")
-    if a.ndim == 0 or a.shape[-1] != width:
-        raise ValueError(f"{name} must have shape (..., {width}), got {a.shape}")
-    if a.size and (a.min() < 0 or a.max() > 0xFFFFFFFF):
-        raise ValueError(f"{name} values must be in [0, 2**32), got min {a.min()} and max {a.max()}")
-    return a.astype(np.uint32, copy=False)
