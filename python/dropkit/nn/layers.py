@@ -1,0 +1,608 @@
+"""Layers of :mod:`dropkit.nn`: ``forward(x, training)`` / ``backward(grad)`` / ``params`` / ``grads``.
+
+Every layer keeps what its backward needs from the last forward; ``params`` and ``grads`` are lists
+of arrays in the same order (the optimizers update ``params`` in place). Images are NCHW.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_dtype(dtype) -> np.dtype:
+    """float32 or float64 as a ``numpy.dtype`` (TypeError otherwise)."""
+    d = np.dtype(dtype)
+    if d not in _DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {d}")
+    return d
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _pair(value, name: str) -> tuple[int, int]:
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an integer or a pair of integers, got {value!r}")
+        return _positive_int(value[0], name), _positive_int(value[1], name)
+    v = _positive_int(value, name)
+    return v, v
+
+
+def _reg(value, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number >= 0, got {value!r}")
+    v = float(value)
+    if not v >= 0.0 or math.isinf(v):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return v
+
+
+def _input(x, dtype: np.dtype, ndim: int, name: str) -> np.ndarray:
+    """``x`` as an array of the layer's dtype (cast when needed) with ``ndim`` dimensions."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{name} input must be numeric, got dtype {a.dtype}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} expects a {ndim}-d input, got shape {a.shape}")
+    return a if a.dtype == dtype else a.astype(dtype)
+
+
+def _init_weights(rng: np.random.Generator, shape, fan_in: int, fan_out: int, init, dtype) -> np.ndarray:
+    if isinstance(init, str):
+        name = init.lower()
+        if name in ("he", "he_normal"):
+            w = rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)
+        elif name in ("glorot", "glorot_uniform", "xavier"):
+            lim = math.sqrt(6.0 / (fan_in + fan_out))
+            w = rng.uniform(-lim, lim, shape)
+        else:
+            raise ValueError(f"init must be 'he', 'glorot' or a standard deviation, got {init!r}")
+    elif isinstance(init, (int, float)) and not isinstance(init, bool) and init > 0:
+        w = rng.standard_normal(shape) * float(init)
+    else:
+        raise ValueError(f"init must be 'he', 'glorot' or a positive standard deviation, got {init!r}")
+    return w.astype(dtype)
+
+
+def _seed_int(seed) -> int:
+    """A 64-bit integer from None, an int or a Generator (the layer's init seed)."""
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 1 << 64, dtype=np.uint64))
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)) and 0 <= seed < (1 << 64):
+        return int(seed)
+    raise TypeError(f"seed must be None, an integer in [0, 2**64) or a numpy.random.Generator, got {seed!r}")
+
+
+def _activation(activation):
+    if activation is None or activation == "linear":
+        return None
+    if activation == "relu":
+        return ReLU()
+    if activation == "softmax":
+        raise ValueError("activation='softmax' is not supported: end the model on logits (activation=None); "
+                         "the default loss SoftmaxCrossEntropy applies the softmax")
+    raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+
+
+class Layer:
+    """Base class: mode handling and empty ``params``/``grads``.
+
+    Attributes
+    ----------
+    training : bool
+        Mode used by ``forward(x, training=None)``. Set by ``Sequential.train()``/``eval()``.
+    """
+
+    training = True
+
+    @property
+    def params(self) -> list:
+        """Trainable arrays (updated in place by the optimizers)."""
+        return []
+
+    @property
+    def grads(self) -> list:
+        """Gradients of the last backward, in the order of ``params``."""
+        return []
+
+    def _mode(self, training) -> bool:
+        return self.training if training is None else bool(training)
+
+    def _need_forward(self, attr: str):
+        value = getattr(self, attr, None)
+        if value is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return value
+
+    def __call__(self, x, training=None):
+        return self.forward(x, training)
+
+
+class _Weighted(Layer):
+    """Shared by DenseLayer and Conv2D: lazy build, init seed, dtype, L1/L2 penalties."""
+
+    def _setup(self, init, l1_reg, l2_reg, seed, dtype, use_bias, activation):
+        self.init = init
+        self.l1_reg = _reg(l1_reg, "l1_reg")
+        self.l2_reg = _reg(l2_reg, "l2_reg")
+        self.seed = _seed_int(seed)
+        self.dtype = as_dtype(dtype)
+        self.use_bias = bool(use_bias)
+        self.activation = activation
+        self._act = _activation(activation)
+        self.W = None
+        self.b = None
+        self.dW = None
+        self.db = None
+        self._x = None
+
+    def _build_weights(self, wshape, fan_in, fan_out, nbias):
+        rng = np.random.default_rng(self.seed)
+        self.W = _init_weights(rng, wshape, fan_in, fan_out, self.init, self.dtype)
+        self.b = np.zeros(nbias, dtype=self.dtype) if self.use_bias else None
+        self.dW = np.zeros_like(self.W)
+        self.db = None if self.b is None else np.zeros_like(self.b)
+
+    @property
+    def built(self) -> bool:
+        """True once the weights exist."""
+        return self.W is not None
+
+    @property
+    def params(self) -> list:
+        if self.W is None:
+            return []
+        return [self.W] if self.b is None else [self.W, self.b]
+
+    @property
+    def grads(self) -> list:
+        if self.W is None:
+            return []
+        return [self.dW] if self.b is None else [self.dW, self.db]
+
+    def reseed(self, seed) -> None:
+        """Use another init seed; weights already built are drawn again from it."""
+        self.seed = _seed_int(seed)
+        if self.W is not None:
+            self._build()
+
+    def astype(self, dtype):
+        """Convert the weights (and later inputs) to ``dtype`` (float32 or float64); returns self."""
+        self.dtype = as_dtype(dtype)
+        for name in ("W", "b", "dW", "db"):
+            v = getattr(self, name)
+            if v is not None:
+                setattr(self, name, v.astype(self.dtype))
+        return self
+
+    def reg_loss(self) -> float:
+        """``l1_reg * sum|W| + l2_reg * sum W**2`` (biases are not penalised).
+
+        Its gradient ``l1_reg * sign(W) + 2 * l2_reg * W`` is included in ``dW`` by ``backward``.
+        """
+        if self.W is None or (self.l1_reg == 0.0 and self.l2_reg == 0.0):
+            return 0.0
+        w = self.W
+        return float(self.l1_reg * np.abs(w).sum(dtype=np.float64)
+                     + self.l2_reg * np.square(w).sum(dtype=np.float64))
+
+    def _add_reg_grad(self) -> None:
+        if self.l1_reg:
+            self.dW += self.dtype.type(self.l1_reg) * np.sign(self.W)
+        if self.l2_reg:
+            self.dW += self.dtype.type(2.0 * self.l2_reg) * self.W
+
+
+class DenseLayer(_Weighted):
+    """Fully connected layer ``y = x @ W + b`` (seed 000, slide 13).
+
+    Parameters
+    ----------
+    input_size : int or None
+        Number of input features; None builds the weights on the first forward.
+    output_size : int
+        Number of output features.
+    activation : {None, 'relu'}
+        Applied after the affine map (Keras' argument).
+    init : {'he', 'glorot'} or float, default 'he'
+        He normal (std sqrt(2 / fan_in)), Glorot uniform (limit sqrt(6 / (fan_in + fan_out))), or a
+        normal with this standard deviation (the seed's ``randn * 0.01`` is ``init=0.01``).
+    l1_reg, l2_reg : float, default 0
+        Penalty ``l1_reg * sum|W| + l2_reg * sum W**2`` returned by :meth:`reg_loss`; ``backward``
+        adds its gradient to ``dW``.
+    use_bias : bool, default True
+    seed : None, int or numpy.random.Generator
+        Seed of the weight initialisation.
+    dtype : float32 (default) or float64
+        Dtype of the weights; inputs of another dtype are cast to it.
+
+    Attributes
+    ----------
+    W : ndarray, shape (input_size, output_size)
+    b : ndarray, shape (output_size,) or None
+    dW, db : ndarray
+        Gradients of the last backward.
+    """
+
+    def __init__(self, input_size, output_size, *, activation=None, init="he", l1_reg=0.0, l2_reg=0.0,
+                 use_bias=True, seed=None, dtype=np.float32):
+        self.input_size = None if input_size is None else _positive_int(input_size, "input_size")
+        self.output_size = _positive_int(output_size, "output_size")
+        self._setup(init, l1_reg, l2_reg, seed, dtype, use_bias, activation)
+        if self.input_size is not None:
+            self._build()
+
+    def __repr__(self) -> str:
+        return (f"DenseLayer({self.input_size}, {self.output_size}, activation={self.activation!r}, "
+                f"l1_reg={self.l1_reg}, l2_reg={self.l2_reg})")
+
+    def _build(self):
+        self._build_weights((self.input_size, self.output_size), self.input_size, self.output_size,
+                            self.output_size)
+
+    def forward(self, x, training=None):
+        """``x @ W + b`` (then the activation) for ``x`` of shape (batch, input_size)."""
+        a = _input(x, self.dtype, 2, "DenseLayer")
+        if self.W is None:
+            self.input_size = a.shape[1]
+            self._build()
+        if a.shape[1] != self.input_size:
+            raise ValueError(f"DenseLayer expects {self.input_size} input features, got shape {a.shape}")
+        self._x = a
+        y = a @ self.W
+        if self.b is not None:
+            y += self.b
+        return y if self._act is None else self._act.forward(y, training)
+
+    def backward(self, grad):
+        """Gradient w.r.t. the input; sets ``dW`` (data term + penalty gradient) and ``db``."""
+        x = self._need_forward("_x")
+        g = np.asarray(grad, dtype=self.dtype)
+        if self._act is not None:
+            g = self._act.backward(g)
+        if g.shape != (x.shape[0], self.output_size):
+            raise ValueError(f"grad must have shape {(x.shape[0], self.output_size)}, got {g.shape}")
+        np.matmul(x.T, g, out=self.dW)
+        self._add_reg_grad()
+        if self.b is not None:
+            g.sum(axis=0, out=self.db)
+        return g @ self.W.T
+
+
+class Dense(DenseLayer):
+    """Keras-style lazy :class:`DenseLayer`: ``Dense(units, activation=None, ...)``.
+
+    The input size is read from the first input. Other arguments as :class:`DenseLayer`
+    (``init`` defaults to 'glorot', Keras' default).
+    """
+
+    def __init__(self, units, activation=None, *, init="glorot", **kwargs):
+        super().__init__(None, units, activation=activation, init=init, **kwargs)
+
+
+class ReLU(Layer):
+    """``max(x, 0)``; the gradient at 0 is taken as 0."""
+
+    def __init__(self):
+        self._mask = None
+
+    def __repr__(self) -> str:
+        return "ReLU()"
+
+    def forward(self, x, training=None):
+        """Elementwise ``max(x, 0)``, dtype preserved."""
+        a = np.asarray(x)
+        self._mask = a > 0
+        return np.where(self._mask, a, a.dtype.type(0)) if a.dtype.kind == "f" else np.maximum(a, 0)
+
+    def backward(self, grad):
+        """``grad`` where the input was positive, 0 elsewhere."""
+        m = self._need_forward("_mask")
+        g = np.asarray(grad)
+        if g.shape != m.shape:
+            raise ValueError(f"grad must have the last forward's shape {m.shape}, got {g.shape}")
+        return g * m
+
+
+class BatchNormalization(Layer):
+    """Batch normalisation over the feature axis (last axis of 2-d input, channel axis 1 of NCHW).
+
+    Training: normalise with the batch mean and (biased) variance, update the running statistics
+    ``running = momentum * running + (1 - momentum) * batch``. Evaluation: normalise with the
+    running statistics. Parameters are built on the first forward.
+
+    Parameters
+    ----------
+    momentum : float, default 0.99 (Keras)
+    epsilon : float, default 1e-3 (Keras)
+    dtype : float32 (default) or float64
+
+    Attributes
+    ----------
+    gamma, beta : ndarray
+        Scale and shift (trainable).
+    running_mean, running_var : ndarray
+    """
+
+    def __init__(self, momentum=0.99, epsilon=1e-3, *, dtype=np.float32):
+        m = float(momentum)
+        if not 0.0 <= m <= 1.0:
+            raise ValueError(f"momentum must be in [0, 1], got {momentum!r}")
+        e = float(epsilon)
+        if not e > 0.0:
+            raise ValueError(f"epsilon must be > 0, got {epsilon!r}")
+        self.momentum, self.epsilon = m, e
+        self.dtype = as_dtype(dtype)
+        self.gamma = self.beta = self.dgamma = self.dbeta = None
+        self.running_mean = self.running_var = None
+        self._cache = None
+
+    def __repr__(self) -> str:
+        return f"BatchNormalization(momentum={self.momentum}, epsilon={self.epsilon})"
+
+    @property
+    def params(self) -> list:
+        return [] if self.gamma is None else [self.gamma, self.beta]
+
+    @property
+    def grads(self) -> list:
+        return [] if self.gamma is None else [self.dgamma, self.dbeta]
+
+    def astype(self, dtype):
+        """Convert parameters and statistics to ``dtype``; returns self."""
+        self.dtype = as_dtype(dtype)
+        for name in ("gamma", "beta", "dgamma", "dbeta", "running_mean", "running_var"):
+            v = getattr(self, name)
+            if v is not None:
+                setattr(self, name, v.astype(self.dtype))
+        return self
+
+    @staticmethod
+    def _axes(a):
+        if a.ndim == 2:
+            return (0,), (1, -1)
+        if a.ndim == 4:
+            return (0, 2, 3), (1, -1, 1, 1)
+        raise ValueError(f"BatchNormalization expects 2-d (N, F) or 4-d (N, C, H, W) input, got shape {a.shape}")
+
+    def forward(self, x, training=None):
+        """Normalise ``x``; batch statistics in training, running statistics in evaluation."""
+        a = np.asarray(x)
+        a = a if a.dtype == self.dtype else a.astype(self.dtype)
+        axes, bshape = self._axes(a)
+        nf = a.shape[1]
+        if self.gamma is None:
+            self.gamma = np.ones(nf, self.dtype)
+            self.beta = np.zeros(nf, self.dtype)
+            self.dgamma, self.dbeta = np.zeros_like(self.gamma), np.zeros_like(self.beta)
+            self.running_mean = np.zeros(nf, self.dtype)
+            self.running_var = np.ones(nf, self.dtype)
+        if nf != self.gamma.shape[0]:
+            raise ValueError(f"BatchNormalization was built for {self.gamma.shape[0]} features, got shape {a.shape}")
+        if self._mode(training):
+            mean = a.mean(axis=axes)
+            var = a.var(axis=axes)
+            m = self.dtype.type(self.momentum)
+            self.running_mean *= m
+            self.running_mean += (1 - m) * mean
+            self.running_var *= m
+            self.running_var += (1 - m) * var
+            batch = True
+        else:
+            mean, var, batch = self.running_mean, self.running_var, False
+        inv = (1.0 / np.sqrt(var + self.dtype.type(self.epsilon))).astype(self.dtype)
+        xhat = (a - mean.reshape(bshape)) * inv.reshape(bshape)
+        self._cache = (xhat, inv, batch, axes, bshape)
+        return xhat * self.gamma.reshape(bshape) + self.beta.reshape(bshape)
+
+    def backward(self, grad):
+        """Gradient w.r.t. the input (through the batch statistics in training); sets dgamma, dbeta."""
+        xhat, inv, batch, axes, bshape = self._need_forward("_cache")
+        g = np.asarray(grad, dtype=self.dtype)
+        if g.shape != xhat.shape:
+            raise ValueError(f"grad must have the last forward's shape {xhat.shape}, got {g.shape}")
+        self.dbeta[...] = g.sum(axis=axes)
+        self.dgamma[...] = (g * xhat).sum(axis=axes)
+        dxhat = g * self.gamma.reshape(bshape)
+        if not batch:
+            return dxhat * inv.reshape(bshape)
+        n = xhat.size // xhat.shape[1]
+        s1 = dxhat.sum(axis=axes).reshape(bshape)
+        s2 = (dxhat * xhat).sum(axis=axes).reshape(bshape)
+        return (inv.reshape(bshape) / n) * (n * dxhat - s1 - xhat * s2)
+
+
+class Conv2D(_Weighted):
+    """2-d convolution (cross-correlation, as Keras and PyTorch) on NCHW input.
+
+    im2col through ``sliding_window_view`` and one BLAS matrix product per call; the backward's
+    col2im loops over the kernel offsets only (``kh * kw`` strided adds), never over pixels.
+    The kernel is built on the first call from the input's channel count.
+
+    Parameters
+    ----------
+    filters : int
+        Number of output channels.
+    kernel_size : int or (int, int)
+    strides : int or (int, int), default 1
+    padding : {'valid', 'same'}, default 'valid'
+        'same' (stride 1 only) zero-pads so that the output has the input's height and width.
+    activation : {None, 'relu'}
+    init : {'glorot', 'he'} or float, default 'glorot' (Keras' default)
+    l1_reg, l2_reg, use_bias, seed, dtype
+        As :class:`DenseLayer`.
+
+    Attributes
+    ----------
+    W : ndarray, shape (filters, in_channels, kh, kw)
+    b : ndarray, shape (filters,) or None
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None, *, init="glorot",
+                 l1_reg=0.0, l2_reg=0.0, use_bias=True, seed=None, dtype=np.float32):
+        self.filters = _positive_int(filters, "filters")
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.strides = _pair(strides, "strides")
+        if padding not in ("valid", "same"):
+            raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+        if padding == "same" and self.strides != (1, 1):
+            raise ValueError(f"padding='same' needs strides 1, got strides={strides!r}")
+        self.padding = padding
+        self.in_channels = None
+        self._setup(init, l1_reg, l2_reg, seed, dtype, use_bias, activation)
+
+    def __repr__(self) -> str:
+        return (f"Conv2D({self.filters}, {self.kernel_size}, strides={self.strides}, padding={self.padding!r}, "
+                f"activation={self.activation!r})")
+
+    def _build(self):
+        kh, kw = self.kernel_size
+        c = self.in_channels
+        self._build_weights((self.filters, c, kh, kw), c * kh * kw, self.filters * kh * kw, self.filters)
+
+    def _pad(self):
+        if self.padding == "valid":
+            return (0, 0), (0, 0)
+        kh, kw = self.kernel_size
+        return ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2)
+
+    def forward(self, x, training=None):
+        """Convolve ``x`` of shape (N, C, H, W); returns (N, filters, H_out, W_out)."""
+        a = _input(x, self.dtype, 4, "Conv2D")
+        if self.W is None:
+            self.in_channels = a.shape[1]
+            self._build()
+        n, c, h, w = a.shape
+        if c != self.in_channels:
+            raise ValueError(f"Conv2D was built for {self.in_channels} input channels, got shape {a.shape}")
+        (pt, pb), (pl, pr) = self._pad()
+        if pt or pb or pl or pr:
+            a = np.pad(a, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+        kh, kw = self.kernel_size
+        sh, sw = self.strides
+        hp, wp = a.shape[2], a.shape[3]
+        if hp < kh or wp < kw:
+            raise ValueError(f"Conv2D kernel {self.kernel_size} is larger than the (padded) input {a.shape[2:]}")
+        win = sliding_window_view(a, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]  # (N, C, Ho, Wo, kh, kw)
+        ho, wo = win.shape[2], win.shape[3]
+        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * kh * kw)  # one copy
+        wm = self.W.reshape(self.filters, -1)
+        y = cols @ wm.T
+        if self.b is not None:
+            y += self.b
+        y = np.ascontiguousarray(y.reshape(n, ho, wo, self.filters).transpose(0, 3, 1, 2))
+        self._x = (cols, (n, c, h, w), (hp, wp), (ho, wo))
+        return y if self._act is None else self._act.forward(y, training)
+
+    def backward(self, grad):
+        """Gradient w.r.t. the input; sets ``dW`` (plus the penalty gradient) and ``db``."""
+        cols, (n, c, h, w), (hp, wp), (ho, wo) = self._need_forward("_x")
+        g = np.asarray(grad, dtype=self.dtype)
+        if self._act is not None:
+            g = self._act.backward(g)
+        if g.shape != (n, self.filters, ho, wo):
+            raise ValueError(f"grad must have shape {(n, self.filters, ho, wo)}, got {g.shape}")
+        gm = g.transpose(0, 2, 3, 1).reshape(-1, self.filters)
+        np.matmul(gm.T, cols, out=self.dW.reshape(self.filters, -1))
+        self._add_reg_grad()
+        if self.b is not None:
+            gm.sum(axis=0, out=self.db)
+        kh, kw = self.kernel_size
+        sh, sw = self.strides
+        dcols = (gm @ self.W.reshape(self.filters, -1)).reshape(n, ho, wo, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)
+        dx = np.zeros((n, c, hp, wp), dtype=self.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                dx[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] += dcols[:, :, i, j]
+        (pt, _), (pl, _) = self._pad()
+        return dx[:, :, pt:pt + h, pl:pl + w] if (hp, wp) != (h, w) else dx
+
+
+class MaxPooling2D(Layer):
+    """Max pooling over non-overlapping ``pool_size`` windows of NCHW input (Keras' 'valid': the
+    rows/columns that do not fill a window are dropped).
+
+    Parameters
+    ----------
+    pool_size : int or (int, int), default 2
+    strides : None
+        Only the Keras default (strides = pool_size) is supported.
+    """
+
+    def __init__(self, pool_size=2, strides=None):
+        self.pool_size = _pair(pool_size, "pool_size")
+        if strides is not None and _pair(strides, "strides") != self.pool_size:
+            raise ValueError(f"strides must be None (= pool_size), got {strides!r}")
+        self._cache = None
+
+    def __repr__(self) -> str:
+        return f"MaxPooling2D(pool_size={self.pool_size})"
+
+    def forward(self, x, training=None):
+        """Window maxima: (N, C, H, W) -> (N, C, H // ph, W // pw)."""
+        a = np.asarray(x)
+        if a.ndim != 4:
+            raise ValueError(f"MaxPooling2D expects a 4-d (N, C, H, W) input, got shape {a.shape}")
+        ph, pw = self.pool_size
+        n, c, h, w = a.shape
+        ho, wo = h // ph, w // pw
+        if ho == 0 or wo == 0:
+            raise ValueError(f"MaxPooling2D pool {self.pool_size} is larger than the input {a.shape[2:]}")
+        win = a[:, :, :ho * ph, :wo * pw].reshape(n, c, ho, ph, wo, pw).transpose(0, 1, 2, 4, 3, 5)
+        win = win.reshape(n, c, ho, wo, ph * pw)
+        idx = win.argmax(axis=-1)[..., None]  # first maximum of each window gets the gradient
+        self._cache = (idx, a.shape, a.dtype)
+        return np.take_along_axis(win, idx, axis=-1)[..., 0]
+
+    def backward(self, grad):
+        """The gradient goes to the (first) maximum of each window, 0 elsewhere."""
+        idx, shape, dtype = self._need_forward("_cache")
+        n, c, h, w = shape
+        ph, pw = self.pool_size
+        ho, wo = idx.shape[2], idx.shape[3]
+        g = np.asarray(grad)
+        if g.shape != (n, c, ho, wo):
+            raise ValueError(f"grad must have shape {(n, c, ho, wo)}, got {g.shape}")
+        gw = np.zeros((n, c, ho, wo, ph * pw), dtype=np.result_type(g.dtype, dtype))
+        np.put_along_axis(gw, idx, g[..., None], axis=-1)
+        gw = gw.reshape(n, c, ho, wo, ph, pw).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ho * ph, wo * pw)
+        if (ho * ph, wo * pw) == (h, w):
+            return gw
+        dx = np.zeros(shape, dtype=gw.dtype)
+        dx[:, :, :ho * ph, :wo * pw] = gw
+        return dx
+
+
+class Flatten(Layer):
+    """(N, ...) -> (N, prod(...)), C order (NCHW images flatten channel-major)."""
+
+    def __init__(self):
+        self._shape = None
+
+    def __repr__(self) -> str:
+        return "Flatten()"
+
+    def forward(self, x, training=None):
+        """Reshape to (N, -1)."""
+        a = np.asarray(x)
+        if a.ndim < 1:
+            raise ValueError(f"Flatten expects an input with a batch axis, got shape {a.shape}")
+        self._shape = a.shape
+        return a.reshape(a.shape[0], -1)
+
+    def backward(self, grad):
+        """Reshape back to the input's shape."""
+        shape = self._need_forward("_shape")
+        return np.asarray(grad).reshape(shape)
