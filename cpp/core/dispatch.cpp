@@ -7,8 +7,10 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "core/isa_table.hpp"
+#include "core/pool.hpp"
 
 namespace dropkit {
 
@@ -62,7 +64,8 @@ const KernelTable& table(Simd s) {
     }
 }
 
-// Split [0, n) into chunks and run body(i0, i1) on each, on up to `threads` threads. Chunk
+// Split [0, n) into chunks and run body(i0, i1) on each, on up to `threads` threads (pool.hpp:
+// the caller works from the start and never waits for a thread that has not begun). Chunk
 // boundaries sit at positions (offset + i) that are multiples of kChunk, so no tile is generated
 // twice; with index_aligned they sit at indices that are multiples of kChunk instead (packed
 // output, where two chunks must never share a byte). The bits never depend on the split.
@@ -73,24 +76,23 @@ void parallel_chunks(std::size_t n, std::uint64_t offset, int threads, bool inde
         body(std::size_t{0}, n);
         return;
     }
+    struct Split {
+        std::remove_reference_t<Body>* body;
+        std::size_t n, first, lead;
+    };
     const std::size_t head = index_aligned ? 0 : static_cast<std::size_t>((kChunk - offset % kChunk) % kChunk);
     const std::size_t first = head < n ? head : n;
-    const std::size_t rest = n - first;
-    const std::size_t lead = first > 0 ? 1 : 0;
-    const auto nchunks = static_cast<std::ptrdiff_t>(lead + (rest + kChunk - 1) / kChunk);
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (std::ptrdiff_t c = 0; c < nchunks; ++c) {
-        const auto uc = static_cast<std::size_t>(c);
-        std::size_t i0, i1;
-        if (lead && uc == 0) {
-            i0 = 0;
-            i1 = first;
-        } else {
-            i0 = first + (uc - lead) * kChunk;
-            i1 = (n - i0 < kChunk) ? n : i0 + kChunk;
+    Split split{&body, n, first, std::size_t{first > 0 ? 1u : 0u}};
+    const std::size_t nchunks = split.lead + (n - first + kChunk - 1) / kChunk;
+    run_chunks(nchunks, threads, [](void* v, std::size_t c) {
+        const Split& s = *static_cast<const Split*>(v);
+        if (s.lead && c == 0) {
+            (*s.body)(std::size_t{0}, s.first);
+            return;
         }
-        body(i0, i1);
-    }
+        const std::size_t i0 = s.first + (c - s.lead) * kChunk;
+        (*s.body)(i0, s.n - i0 < kChunk ? s.n : i0 + kChunk);
+    }, &split);
 }
 
 bool use_streaming(Store store, std::size_t bytes) {

@@ -22,6 +22,7 @@ struct Isa {
     static V band(V a, V b) { return _mm256_and_si256(a, b); }
     static V bor(V a, V b) { return _mm256_or_si256(a, b); }
     static V bandnot(V a, V b) { return _mm256_andnot_si256(a, b); }
+    static V xor3(V a, V b, V c) { return bxor(bxor(a, b), c); }
     static void mulhilo(V a, std::uint32_t m, V& hi, V& lo) {
         const V vm = set1(m);
         const V even = _mm256_mul_epu32(a, vm);                         // lanes 0,2,4,6 -> 64 bit

@@ -20,6 +20,7 @@ struct Isa {
     static V band(V a, V b) { return a & b; }
     static V bor(V a, V b) { return a | b; }
     static V bandnot(V a, V b) { return ~a & b; }
+    static V xor3(V a, V b, V c) { return a ^ b ^ c; }
     static void mulhilo(V a, std::uint32_t m, V& hi, V& lo) {
         const std::uint64_t p = std::uint64_t{a} * m;
         hi = static_cast<V>(p >> 32);

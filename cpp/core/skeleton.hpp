@@ -10,6 +10,7 @@
 //   using V;                                W lanes of uint32
 //   V set1(uint32_t), V load(const uint32_t*), void store(uint32_t*, V)
 //   V bxor(V, V), V band(V, V), V bor(V, V), V bandnot(V a, V b) = ~a & b, V ones(), V zero()
+//   V xor3(V a, V b, V c) = a ^ b ^ c
 //   void mulhilo(V a, uint32_t m, V& hi, V& lo)            32x32 -> 64-bit products per lane
 //   bool all_zero(const V (&v)[4])
 //   size_t apply(const T* x, T* y, size_t count, const uint8_t* bits, unsigned bit0, S scale, bool nt)
@@ -49,9 +50,9 @@ inline void philox_rounds(V (&a)[G], V (&b)[G], V (&c)[G], V (&d)[G], V k0, V k1
             V hi0, lo0, hi1, lo1;
             Isa::mulhilo(a[i], kPhiloxM0, hi0, lo0);
             Isa::mulhilo(c[i], kPhiloxM1, hi1, lo1);
-            a[i] = Isa::bxor(Isa::bxor(hi1, b[i]), k0);
+            a[i] = Isa::xor3(hi1, b[i], k0);
             b[i] = lo1;
-            c[i] = Isa::bxor(Isa::bxor(hi0, d[i]), k1);
+            c[i] = Isa::xor3(hi0, d[i], k1);
             d[i] = lo0;
         }
     }

@@ -1,0 +1,215 @@
+// The pool of pool.hpp. One job at a time; its state is a handful of atomics:
+//
+//   ticket = (generation << 40) | remaining      remaining chunks of the current job count down;
+//                                                 a claim is a compare-and-swap that takes one
+//   done                                          chunks finished (by anyone) in the current job
+//   fn, ctx, n, workers                           the job, written before its ticket is published
+//
+// A worker claims first and reads the job after: a successful claim proves the job is live (it
+// cannot finish before the claimed chunk does), so what the worker reads is that job's, even if its
+// generation number has wrapped around while the worker slept.
+#include "core/pool.hpp"
+
+#include <sched.h>
+#include <pthread.h>
+#include <climits>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <system_error>
+#include <thread>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define DROPKIT_PAUSE() _mm_pause()
+#else
+#define DROPKIT_PAUSE() ((void)0)
+#endif
+
+namespace dropkit {
+namespace {
+
+constexpr unsigned kRemainingBits = 40;
+constexpr std::uint64_t kRemainingMask = (std::uint64_t{1} << kRemainingBits) - 1;
+
+using ChunkFn = void (*)(void*, std::size_t);
+using Clock = std::chrono::steady_clock;
+
+void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected) {
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+}
+void futex_wake_all(std::atomic<std::uint32_t>* word) {
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+}
+
+// CPUs this process may run on: workers beyond that would only take turns with the caller.
+int usable_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        const int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+    const unsigned h = std::thread::hardware_concurrency();
+    return h > 0 ? static_cast<int>(h) : 1;
+}
+
+struct Pool {
+    std::atomic<std::uint64_t> ticket{0};
+    std::atomic<std::size_t> done{0};
+    std::atomic<ChunkFn> fn{nullptr};
+    std::atomic<void*> ctx{nullptr};
+    std::atomic<std::size_t> n{0};
+    std::atomic<int> workers{0};          // workers with id < this take part in the current job
+    std::atomic<std::uint32_t> wake{0};   // futex word: bumped by every job
+    std::atomic<int> sleepers{0};
+    std::uint64_t generation = 0;         // only the caller holding `busy` touches it
+    std::mutex busy;                      // one job at a time
+    std::mutex grow;
+    int started = 0;                      // workers started (guarded by grow)
+    std::atomic<Clock::rep> alone_until{0};  // run without workers until then (steady clock)
+    Clock::duration penalty{0};           // the last back-off (guarded by busy)
+
+    // Claim one chunk of generation gen; false when none is left (or the job is another's).
+    bool claim(std::uint64_t gen, std::size_t& chunk) {
+        std::uint64_t t = ticket.load(std::memory_order_acquire);
+        while ((t >> kRemainingBits) == gen && (t & kRemainingMask) != 0) {
+            if (ticket.compare_exchange_weak(t, t - 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+                chunk = n.load(std::memory_order_relaxed) - static_cast<std::size_t>(t & kRemainingMask);
+                return true;
+            }
+        }
+        return false;
+    }
+
+    void worker(int id) {
+        std::uint32_t seen = wake.load(std::memory_order_acquire);
+        for (;;) {
+            // Wait for the next job: spin a little (back-to-back calls), then sleep in the kernel.
+            const auto t0 = std::chrono::steady_clock::now();
+            const auto spin = std::chrono::microseconds(kPoolSpinMicroseconds);
+            for (int k = 0; wake.load(std::memory_order_acquire) == seen; ++k) {
+                DROPKIT_PAUSE();
+                if ((k & 255) == 255 && std::chrono::steady_clock::now() - t0 > spin) {
+                    sleepers.fetch_add(1, std::memory_order_seq_cst);
+                    if (wake.load(std::memory_order_seq_cst) == seen) futex_wait(&wake, seen);
+                    sleepers.fetch_sub(1, std::memory_order_seq_cst);
+                    k = 0;
+                }
+            }
+            seen = wake.load(std::memory_order_acquire);
+            const std::uint64_t gen = ticket.load(std::memory_order_acquire) >> kRemainingBits;
+            if (id >= workers.load(std::memory_order_acquire)) continue;
+            std::size_t chunk;
+            while (claim(gen, chunk)) {
+                fn.load(std::memory_order_relaxed)(ctx.load(std::memory_order_relaxed), chunk);
+                done.fetch_add(1, std::memory_order_release);
+            }
+        }
+    }
+
+    // Start workers up to `want`; returns how many there are (fewer if the OS refuses threads).
+    int ensure(int want) {
+        std::lock_guard<std::mutex> lock(grow);
+        while (started < want) {
+            try {
+                std::thread([this, id = started] { worker(id); }).detach();
+            } catch (const std::system_error&) {
+                break;
+            }
+            ++started;
+        }
+        return started < want ? started : want;
+    }
+
+    // One job of at most 2^40 chunks, the caller holding `busy`.
+    void run(std::size_t nchunks, int nworkers, ChunkFn f, void* c) {
+        fn.store(f, std::memory_order_relaxed);
+        ctx.store(c, std::memory_order_relaxed);
+        n.store(nchunks, std::memory_order_relaxed);
+        workers.store(nworkers, std::memory_order_relaxed);
+        done.store(0, std::memory_order_relaxed);
+        const std::uint64_t gen = generation = (generation + 1) & ((std::uint64_t{1} << (64 - kRemainingBits)) - 1);
+        ticket.store((gen << kRemainingBits) | nchunks, std::memory_order_release);
+        wake.fetch_add(1, std::memory_order_seq_cst);
+        if (sleepers.load(std::memory_order_seq_cst) > 0) futex_wake_all(&wake);
+        const auto t0 = Clock::now();
+        std::size_t chunk, mine = 0;
+        while (claim(gen, chunk)) {
+            f(c, chunk);
+            done.fetch_add(1, std::memory_order_release);
+            ++mine;
+        }
+        const auto t1 = Clock::now();
+        // Only chunks that a running worker has claimed are left: a few microseconds each, unless
+        // that worker was descheduled in the middle of one (another process wants its core).
+        while (done.load(std::memory_order_acquire) != nchunks) DROPKIT_PAUSE();
+        const auto waited = Clock::now() - t1;
+        const auto per_chunk = mine > 0 ? (t1 - t0) / static_cast<long>(mine) : Clock::duration::zero();
+        if (waited > 4 * per_chunk + std::chrono::microseconds(kPoolStragglerSlackMicroseconds)) {
+            // A straggler: run alone for a while (doubling while it keeps happening) rather than
+            // wait for a core that someone else is using.
+            penalty = penalty.count() == 0 ? std::chrono::milliseconds(kPoolBackoffFirstMilliseconds)
+                                           : std::min<Clock::duration>(2 * penalty, std::chrono::milliseconds(kPoolBackoffMaxMilliseconds));
+            alone_until.store((Clock::now() + penalty).time_since_epoch().count(), std::memory_order_relaxed);
+        } else {
+            penalty = Clock::duration::zero();
+        }
+    }
+
+    // False while a recent job found a straggler (see run).
+    bool may_share() const {
+        return Clock::now().time_since_epoch().count() >= alone_until.load(std::memory_order_relaxed);
+    }
+};
+
+// Leaked on purpose: detached workers may still be spinning at exit. A forked child gets a fresh
+// pool (the parent's workers do not exist in it).
+std::atomic<Pool*> g_pool{nullptr};
+std::once_flag g_pool_once;
+
+Pool& pool() {
+    std::call_once(g_pool_once, [] {
+        g_pool.store(new Pool, std::memory_order_release);
+        pthread_atfork(nullptr, nullptr, [] { g_pool.store(new Pool, std::memory_order_release); });
+    });
+    return *g_pool.load(std::memory_order_acquire);
+}
+
+}  // namespace
+
+void run_chunks(std::size_t nchunks, int threads, void (*fn)(void*, std::size_t), void* ctx) {
+    int want = threads - 1;
+    if (want > kPoolMaxWorkers) want = kPoolMaxWorkers;
+    static const int cpus = usable_cpus();
+    if (want > cpus - 1) want = cpus - 1;
+    if (nchunks == 0) return;
+    if (static_cast<std::size_t>(want) > nchunks - 1) want = static_cast<int>(nchunks - 1);
+    Pool* p = want > 0 ? &pool() : nullptr;
+    std::unique_lock<std::mutex> lock;
+    if (p) lock = std::unique_lock<std::mutex>(p->busy, std::try_to_lock);
+    if (!p || !p->may_share() || !lock.owns_lock() || (want = p->ensure(want)) == 0) {
+        for (std::size_t c = 0; c < nchunks; ++c) fn(ctx, c);
+        return;
+    }
+    for (std::size_t first = 0; first < nchunks; first += kRemainingMask) {
+        const std::size_t count = nchunks - first < kRemainingMask ? nchunks - first : kRemainingMask;
+        if (first == 0 && count == nchunks) {
+            p->run(count, want, fn, ctx);
+        } else {  // more than 2^40 chunks: one job per 2^40 - 1 of them
+            struct Slice { void (*fn)(void*, std::size_t); void* ctx; std::size_t first; } s{fn, ctx, first};
+            p->run(count, want, [](void* v, std::size_t c) {
+                auto* sl = static_cast<Slice*>(v);
+                sl->fn(sl->ctx, sl->first + c);
+            }, &s);
+        }
+    }
+}
+
+}  // namespace dropkit
