@@ -13,6 +13,12 @@ from . import _core, _runtime, _validate
 from .reference import _kernels as _ref_kernels
 
 _TWO32 = 1 << 32
+_TWO32F = 4294967296.0
+_TWO64 = 1 << 64
+# The dtypes of the fast path, compared by identity: NumPy's canonical native dtype objects. Any
+# other dtype object (equal or not) takes the general path, which validates it fully.
+_F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
+_C_ALIGNED = 0x101  # ndarray.flags.num bits: NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED
 
 
 def _kernels(backend: str | None) -> ModuleType:
@@ -20,12 +26,11 @@ def _kernels(backend: str | None) -> ModuleType:
 
 
 def threshold(rate: float) -> int:
-    """``t = round(rate * 2**32)`` (ties to even): an element is kept iff ``u >= t`` (docs/rng.md §4)."""
+    """``t = round(rate * 2**32)`` (ties to even): an element is kept iff ``u >= t`` (docs/rng.md §4).
+
+    ``rate`` is a binary64 float (a Python float); ``rate * 2**32`` is exact, so this rounds once.
+    """
     return round(rate * _TWO32)
-
-
-def _compute_dtype(dtype: np.dtype) -> type:
-    return np.float64 if dtype == np.float64 else np.float32
 
 
 def _identity(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -36,11 +41,31 @@ def _identity(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _scaled(x: np.ndarray, factor: float, out: np.ndarray | None) -> np.ndarray:
-    """``x * factor``, the factor rounded once to the compute dtype (classic evaluation)."""
-    if x.dtype == np.float16:  # computed in float32, rounded once to float16
-        return _identity((x.astype(np.float32) * np.float32(factor)).astype(np.float16), out)
-    return np.multiply(x, _compute_dtype(x.dtype)(factor), out=out)
+def _apply(x: np.ndarray, t: int, scale: float, seed: int, offset: int, out: np.ndarray | None,
+           kernels: ModuleType) -> np.ndarray:
+    """``keep ? x * s : +0`` with ``keep = u >= t`` (docs/rng.md §4-5), through a kernel.
+
+    Every non-identity case goes here, classic evaluation included (``t = 0``: all kept, no random
+    bits), so all modes compute the same way: one IEEE multiplication in the compute type, no
+    floating-point warnings (a signalling NaN is quieted silently, in every mode).
+    """
+    src = np.ascontiguousarray(x)
+    if not src.flags.aligned:
+        # The kernels read x through a float pointer: a misaligned x is copied to an aligned buffer
+        # first, as NumPy's own ufuncs buffer misaligned operands (out= must be aligned).
+        src = src.copy()
+    if out is None:
+        y = np.empty(x.shape, dtype=x.dtype)
+    else:
+        y = out
+        # In place (the very same buffer) is safe element by element; any other overlap is not.
+        if y is not src and np.may_share_memory(src, y) and src.ctypes.data != y.ctypes.data:
+            src = src.copy()
+    if y.size:  # (an empty array touches no position: not even offset 2**64 reaches a kernel)
+        # Positional: pybind11 parses keywords ~0.5 us slower, which shows on small arrays.
+        kernels.bernoulli_apply(src.reshape(-1), y.reshape(-1), t, scale, seed, offset,
+                                _runtime._threads, _runtime._simd)
+    return y
 
 
 def _masked(x: np.ndarray, rate: float, inverted: bool, seed: int, offset: int,
@@ -49,26 +74,14 @@ def _masked(x: np.ndarray, rate: float, inverted: bool, seed: int, offset: int,
     if rate == 0.0:  # everything kept, s = 1 in both modes
         return _identity(x, out)
     scale = 0.0 if rate == 1.0 else (1.0 / (1.0 - rate) if inverted else 1.0)
-    src = np.ascontiguousarray(x)
-    if out is None:
-        y = np.empty(x.shape, dtype=x.dtype)
-    else:
-        y = out
-        # In place (the very same buffer) is safe element by element; any other overlap is not.
-        if y is not src and np.may_share_memory(src, y) and src.ctypes.data != y.ctypes.data:
-            src = src.copy()
-    if y.size:
-        # Positional: pybind11 parses keywords ~0.5 us slower, which shows on small arrays.
-        kernels.bernoulli_apply(src.reshape(-1), y.reshape(-1), threshold(rate), scale, seed, offset,
-                                _runtime.get_num_threads(), _runtime.simd_target())
-    return y
+    return _apply(x, threshold(rate), scale, seed, offset, out, kernels)
 
 
 def _check_common(x: Any, rate: Any, seed: Any, offset: Any, out: Any, backend: Any):
     k = _kernels(backend)  # validated first, even when no kernel will run
     r = _validate.rate(rate)
     s = _validate.uint64(seed, "seed")
-    o = _validate.uint64(offset, "offset")
+    o = _validate.offset(offset)
     a = _validate.float_array(x, "x")
     _validate.span(o, a.size)
     return a, r, s, o, _validate.out_array(out, a), k
@@ -83,23 +96,30 @@ def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, out=None, 
     Parameters
     ----------
     x : array_like
-        float16, float32 or float64, any shape (0-d and empty included), any strides.
+        float16, float32 or float64 (native byte order), any shape (0-d and empty included), any
+        strides, any alignment: a non-contiguous or misaligned ``x`` is copied to a contiguous,
+        aligned buffer before the kernel reads it (as NumPy's ufuncs buffer such operands); ``x``
+        is never written unless it is also ``out``.
     rate : float
-        Drop probability in [0, 1].
+        Drop probability in [0, 1]. A rate of another real type (NumPy float16/float32, an int, a
+        0-d array) is first converted to the nearest binary64, exactly for NumPy floats:
+        ``np.float32(0.1)`` is 0.100000001490116..., not 0.1 (docs/rng.md §4).
     seed : int
-        In [0, 2**64); the Philox key.
+        In [0, 2**64); the Philox key. A Python or NumPy integer (or 0-d integer array), not bool.
     offset : int, default 0
-        Stream position of ``x.flat[0]``; ``offset + x.size`` must not exceed 2**64.
+        Stream position of ``x.flat[0]``, in [0, 2**64], with ``offset + x.size <= 2**64``
+        (so ``offset == 2**64`` only for an empty ``x``).
     training : bool, default True
+        A real bool (``bool`` or ``numpy.bool_``; anything else, None included, is a TypeError).
         False: no mask. Inverted dropout returns ``x`` itself; classic returns ``(1 - rate) * x``
         (all ``+0.0`` at rate 1, as in training).
     inverted : bool, default True
-        True: kept elements are scaled by ``1 / (1 - rate)`` in training (PyTorch, Keras).
-        False: the classic formulation (Srivastava et al.): kept elements unscaled in training,
-        everything scaled by ``1 - rate`` in evaluation.
+        A real bool. True: kept elements are scaled by ``1 / (1 - rate)`` in training (PyTorch,
+        Keras). False: the classic formulation (Srivastava et al.): kept elements unscaled in
+        training, everything scaled by ``1 - rate`` in evaluation.
     out : ndarray, optional
-        Destination with ``x``'s shape and dtype, writable and C-contiguous; may be ``x`` itself.
-        Anything else raises, nothing is written.
+        Destination with ``x``'s shape and dtype, writable, C-contiguous and aligned for its dtype;
+        may be ``x`` itself. Anything else raises, nothing is written.
     backend : {None, "core", "numpy"}
         None: :func:`dropkit.get_backend` (``"core"``, the C++ kernels, unless
         :func:`dropkit.set_backend` or ``DROPKIT_BACKEND`` at import chose otherwise).
@@ -108,22 +128,25 @@ def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, out=None, 
     Returns
     -------
     ndarray
-        Same shape and dtype as ``x``. When the call is the identity (inverted evaluation, or
-        ``rate == 0``) and ``out`` is None, ``x`` itself is returned, as ``torch.nn.functional.dropout``
-        does; pass ``out=`` for a copy.
+        Same shape and dtype as ``x``. When the call is the identity (inverted evaluation at any
+        rate, or ``rate == 0`` in any mode) and ``out`` is None, ``x`` itself is returned (not a
+        copy, as ``torch.nn.functional.dropout`` does); pass ``out=`` for a copy.
 
     Raises
     ------
     ValueError
-        rate outside [0, 1] or NaN or not a real number; seed or offset outside [0, 2**64);
-        offset + size > 2**64; ``out`` of the wrong shape, read-only or not C-contiguous.
+        rate outside [0, 1] or NaN or not a real number; seed outside [0, 2**64); offset outside
+        [0, 2**64]; offset + size > 2**64; ``out`` of the wrong shape, read-only, not C-contiguous
+        or misaligned.
     TypeError
-        x (or ``out``) not float16/float32/float64; seed or offset not an integer.
+        x (or ``out``) not float16/float32/float64; seed or offset not an integer; ``training`` or
+        ``inverted`` not a bool.
 
     Notes
     -----
     A dropped element is ``+0.0`` whatever it held (NaN and infinities included): the mask selects,
-    it does not multiply. float16 is computed in float32 and rounded once.
+    it does not multiply. float16 is computed in float32 and rounded once. No floating-point
+    warnings are raised, in any mode (a signalling NaN is quieted silently).
 
     Examples
     --------
@@ -132,13 +155,32 @@ def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, out=None, 
     >>> sorted(set(y.tolist())) in ([0.0, 2.0], [2.0], [0.0])
     True
     """
+    # Fast path for the common call (Python float rate strictly inside (0, 1), int seed and offset,
+    # an aligned C-contiguous ndarray of a canonical float dtype, training, no out=, the process
+    # backend being the core). Each condition implies that the general path's check passes, so the
+    # result and the errors are the same; anything else goes the general way below.
+    if (training is True and out is None and backend is None and type(rate) is float
+            and type(seed) is int and type(offset) is int and type(x) is np.ndarray
+            and 0.0 < rate < 1.0 and 0 <= seed < _TWO64 and 0 <= offset < _TWO64
+            and _runtime._backend == "core" and (inverted is True or inverted is False)):
+        dt = x.dtype
+        if ((dt is _F32 or dt is _F64 or dt is _F16) and x.flags.num & _C_ALIGNED == _C_ALIGNED
+                and offset + x.size <= _TWO64):
+            y = np.empty(x.shape, dt)
+            _core.bernoulli_apply(x, y, round(rate * _TWO32F), 1.0 / (1.0 - rate) if inverted else 1.0,
+                                  seed, offset, _runtime._threads, _runtime._simd)
+            return y
     a, r, s, o, out, k = _check_common(x, rate, seed, offset, out, backend)
+    training = _validate.flag(training, "training")
+    inverted = _validate.flag(inverted, "inverted")
+    if r == 0.0:  # the identity in every mode
+        return _identity(a, out)
     if not training:
         if inverted:
             return _identity(a, out)
         if r == 1.0:  # everything dropped, as in training: +0.0, never 0 * inf = NaN
             return _masked(a, r, inverted, s, o, out, k)
-        return _scaled(a, 1.0 - r, out)
+        return _apply(a, 0, 1.0 - r, s, o, out, k)  # t = 0: all kept, times (1 - rate)
     return _masked(a, r, inverted, s, o, out, k)
 
 
@@ -151,21 +193,34 @@ def dropout_backward(grad, rate, *, seed, offset=0, inverted=True, out=None, bac
     Parameters
     ----------
     grad : array_like
-        Gradient of the loss with respect to the forward's output; float16/32/64.
+        Gradient of the loss with respect to the forward's output; float16/32/64, any alignment
+        (copied to an aligned buffer when misaligned, as ``x`` in :func:`dropout`).
     rate, seed, offset, inverted, out, backend
         As in :func:`dropout`; pass the forward's values.
 
     Returns
     -------
     ndarray
-        Same shape and dtype as ``grad``.
+        Same shape and dtype as ``grad``; ``grad`` itself when ``rate == 0`` and ``out`` is None.
 
     Raises
     ------
     ValueError, TypeError
         As :func:`dropout`.
     """
+    if (out is None and backend is None and type(rate) is float and type(seed) is int
+            and type(offset) is int and type(grad) is np.ndarray
+            and 0.0 < rate < 1.0 and 0 <= seed < _TWO64 and 0 <= offset < _TWO64
+            and _runtime._backend == "core" and (inverted is True or inverted is False)):
+        dt = grad.dtype  # the fast path of dropout(), which see
+        if ((dt is _F32 or dt is _F64 or dt is _F16) and grad.flags.num & _C_ALIGNED == _C_ALIGNED
+                and offset + grad.size <= _TWO64):
+            y = np.empty(grad.shape, dt)
+            _core.bernoulli_apply(grad, y, round(rate * _TWO32F), 1.0 / (1.0 - rate) if inverted else 1.0,
+                                  seed, offset, _runtime._threads, _runtime._simd)
+            return y
     a, r, s, o, out, k = _check_common(grad, rate, seed, offset, out, backend)
+    inverted = _validate.flag(inverted, "inverted")
     return _masked(a, r, inverted, s, o, out, k)
 
 
@@ -175,13 +230,14 @@ def dropout_mask(shape, rate, *, seed, offset=0, packed=False, backend=None):
     Parameters
     ----------
     shape : int or tuple of int
+        Non-negative Python or NumPy integers (bools are not dimensions: a TypeError).
     rate, seed, offset, backend
         As in :func:`dropout`.
     packed : bool, default False
-        False: a bool array of ``shape``, True = kept. True: the flat C-order mask in
-        ``numpy.packbits`` layout (``bitorder="big"``: element ``8i`` is the most significant bit
-        of byte ``i``; unused low bits of the last byte are 0), a uint8 array of
-        ``ceil(size / 8)`` bytes. ``np.unpackbits(m, count=size).reshape(shape)`` undoes it.
+        A real bool (``bool`` or ``numpy.bool_``). False: a bool array of ``shape``, True = kept.
+        True: the flat C-order mask in ``numpy.packbits`` layout (``bitorder="big"``: element ``8i``
+        is the most significant bit of byte ``i``; unused low bits of the last byte are 0), a uint8
+        array of ``ceil(size / 8)`` bytes. ``np.unpackbits(m, count=size).reshape(shape)`` undoes it.
 
     Returns
     -------
@@ -190,18 +246,21 @@ def dropout_mask(shape, rate, *, seed, offset=0, packed=False, backend=None):
     Raises
     ------
     ValueError, TypeError
-        Bad rate, seed, offset or shape.
+        Bad rate, seed, offset or shape (as in :func:`dropout`); TypeError if ``packed`` is not a
+        bool.
     """
     k = _kernels(backend)
     dims = _validate.shape(shape)
     r = _validate.rate(rate)
     s = _validate.uint64(seed, "seed")
-    o = _validate.uint64(offset, "offset")
+    o = _validate.offset(offset)
+    packed = _validate.flag(packed, "packed")
     n = math.prod(dims)  # exact: np.prod would wrap at 2**64
     _validate.span(o, n)
     out = np.empty((n + 7) // 8, dtype=np.uint8) if packed else np.empty(dims, dtype=np.bool_)
-    k.bernoulli_mask(out.reshape(-1), n, threshold(r), s, o, bool(packed),
-                     threads=_runtime.get_num_threads(), simd=_runtime.simd_target())
+    if n:  # (an empty mask touches no position: not even offset 2**64 reaches a kernel)
+        k.bernoulli_mask(out.reshape(-1), n, threshold(r), s, o, packed, _runtime._threads,
+                         _runtime._simd)
     return out
 
 
@@ -240,4 +299,4 @@ def philox4x32_10(counter, key, *, backend=None):
     lead = np.broadcast_shapes(c.shape[:-1], k.shape[:-1])
     cb = np.ascontiguousarray(np.broadcast_to(c, lead + (4,)).reshape(-1, 4))
     kb = np.ascontiguousarray(np.broadcast_to(k, lead + (2,)).reshape(-1, 2))
-    return _core.philox4x32_10(cb, kb, simd=_runtime.simd_target()).reshape(lead + (4,))
+    return _core.philox4x32_10(cb, kb, _runtime._simd).reshape(lead + (4,))

@@ -4,14 +4,44 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 
 from . import _core, _validate
 
 SIMD_TARGETS = ("scalar", "avx2", "avx512")
 BACKENDS = ("core", "numpy")
+MAX_THREADS: int = _validate.MAX_THREADS
 
 _lock = threading.Lock()
-_threads: int = _core.default_threads()
+
+
+def _cpu_threads() -> int:
+    """The CPUs this process may run on (what OpenMP uses without OMP_NUM_THREADS), at most
+    MAX_THREADS."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cpus or 1, MAX_THREADS))
+
+
+def _initial_threads() -> int:
+    """OpenMP's count (``OMP_NUM_THREADS``, else the CPUs), if in [1, MAX_THREADS].
+
+    A larger ``OMP_NUM_THREADS`` gives a RuntimeWarning and the CPU count instead, the way OpenMP
+    itself treats values it cannot use (an unparsable value: libgomp prints its own warning and
+    uses the CPU count): the variable is shared with every OpenMP library in the process, so a value
+    meant for another one must not make ``import dropkit`` fail. Under ``-W error`` it does fail.
+    """
+    n = _core.default_threads()
+    if 1 <= n <= MAX_THREADS:
+        return n
+    fallback = _cpu_threads()
+    warnings.warn(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')!r} asks for {n} threads, "
+                  f"more than dropkit's maximum of {MAX_THREADS}; dropkit uses {fallback} "
+                  f"(the CPU count) instead. Call dropkit.set_num_threads to choose another.",
+                  RuntimeWarning, stacklevel=2)
+    return fallback
+
+
+_threads: int = _initial_threads()
 
 
 def _initial_simd() -> str:
@@ -46,15 +76,17 @@ def set_num_threads(n: int) -> None:
     Parameters
     ----------
     n : int
-        At least 1. Arrays smaller than ``dropkit._core.PARALLEL_CUTOFF`` elements always run on
-        one thread. The result never depends on the thread count.
+        In [1, 1024] (``dropkit._runtime.MAX_THREADS``: far above any useful count, and well
+        below what makes OpenMP abort the process when it cannot create the threads). A Python
+        or NumPy integer, not a bool. Arrays smaller than ``dropkit._core.PARALLEL_CUTOFF``
+        elements always run on one thread. The result never depends on the thread count.
 
     Raises
     ------
     ValueError
-        If ``n < 1``.
+        If ``n`` is outside [1, 1024]; the setting is unchanged.
     TypeError
-        If ``n`` is not an integer.
+        If ``n`` is not an integer (bools, floats and strings included).
     """
     global _threads
     n = _validate.threads(n)
@@ -63,7 +95,12 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """The number of threads dropkit's kernels use (default: ``OMP_NUM_THREADS``, else the cores).
+    """The number of threads dropkit's kernels use.
+
+    The default is OpenMP's count when dropkit is imported: ``OMP_NUM_THREADS``, else the number
+    of CPUs this process may use. An ``OMP_NUM_THREADS`` above 1024 gives a RuntimeWarning at
+    import and the CPU count (at most 1024) instead; a value OpenMP cannot parse (``0``, ``abc``)
+    gives OpenMP's own warning and the CPU count.
 
     Returns
     -------

@@ -13,6 +13,19 @@ import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _TWO64 = 1 << 64
+MAX_THREADS = 1024  # set_num_threads and OMP_NUM_THREADS; far above any useful count
+
+
+def flag(value: object, name: str) -> bool:
+    """A real boolean (``bool`` or ``numpy.bool_``) as a Python bool; TypeError naming ``name``.
+
+    Strings, integers, None and arrays are refused: ``training='False'`` must not mean True.
+    """
+    if value is True or value is False:
+        return value  # type: ignore[return-value]
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(f"{name} must be a bool (True or False), got {value!r}")
 
 
 def rate(value: object, name: str = "rate") -> float:
@@ -49,6 +62,20 @@ def uint64(value: object, name: str) -> int:
     return v
 
 
+def offset(value: object, name: str = "offset") -> int:
+    """A stream offset: an integer in [0, 2**64] (2**64 itself only with size 0, see :func:`span`).
+
+    An offset names where a range of positions starts, so the empty range at the very end of the
+    stream, ``[2**64, 2**64)``, is valid: ``x[n:]`` at ``offset + n`` works for every ``n``.
+    """
+    if type(value) is int and 0 <= value <= _TWO64:  # the common case, fast
+        return value
+    v = _integer(value, f"{name} must be an integer in [0, 2**64]")
+    if not 0 <= v <= _TWO64:
+        raise ValueError(f"{name} must be in [0, 2**64], got {v}")
+    return v
+
+
 def span(offset: int, size: int) -> None:
     """Positions offset .. offset + size - 1 must stay below 2**64."""
     if offset + size > _TWO64:
@@ -82,28 +109,38 @@ def out_array(out: object, x: np.ndarray) -> np.ndarray | None:
         raise ValueError(f"out must have shape {x.shape} (the input's), got {out.shape}")
     if not out.flags.writeable:
         raise ValueError("out must be writable, got a read-only array")
-    if not out.flags.c_contiguous:
+    flags = out.flags
+    if not flags.c_contiguous:
         raise ValueError("out must be C-contiguous, got an array with strides " f"{out.strides}")
+    if not flags.aligned:
+        raise ValueError(f"out must be aligned for its dtype (an address that is a multiple of "
+                         f"{out.dtype.alignment} for {out.dtype}), got address {out.ctypes.data:#x}")
     return out
 
 
 def shape(value: object) -> tuple[int, ...]:
-    """A shape: a non-negative integer or a sequence of them."""
+    """A shape: a non-negative integer or a sequence of them (bools are not dimensions)."""
+    what = f"shape must be an integer or a sequence of integers (not bools), got {value!r}"
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(what)
     try:
         dims = (operator.index(value),)
     except TypeError:
         try:
-            dims = tuple(operator.index(d) for d in value)  # type: ignore[union-attr]
+            items = tuple(value)  # type: ignore[arg-type]
+            if any(isinstance(d, (bool, np.bool_)) for d in items):
+                raise TypeError(what)
+            dims = tuple(operator.index(d) for d in items)
         except TypeError:
-            raise TypeError(f"shape must be an integer or a sequence of integers, got {value!r}") from None
+            raise TypeError(what) from None
     if any(d < 0 for d in dims):
         raise ValueError(f"shape must not have negative dimensions, got {value!r}")
     return dims
 
 
 def threads(value: object) -> int:
-    """A thread count: an integer >= 1."""
-    n = _integer(value, "the number of threads must be an integer >= 1")
-    if n < 1:
-        raise ValueError(f"the number of threads must be >= 1, got {n}")
+    """A thread count: an integer in [1, MAX_THREADS] (not bool)."""
+    n = _integer(value, f"the number of threads must be an integer in [1, {MAX_THREADS}]")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"the number of threads must be in [1, {MAX_THREADS}], got {n}")
     return n

@@ -12,14 +12,20 @@ _TWO64 = 1 << 64
 
 
 def resolve_seed(seed: object) -> int:
-    """A 64-bit seed from None (fresh OS entropy), an int, or a ``numpy.random.Generator`` (SPEC 7)."""
+    """A 64-bit seed from None (fresh OS entropy), an integer, or a ``numpy.random.Generator`` (SPEC 7).
+
+    Integers are accepted as in the functional API: Python and NumPy integers and 0-d integer
+    arrays, not bools.
+    """
     if seed is None:
         return secrets.randbits(64)
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(0, _TWO64, dtype=np.uint64))
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
+    try:
         return _validate.uint64(seed, "seed")
-    raise TypeError(f"seed must be None, an integer in [0, 2**64) or a numpy.random.Generator, got {seed!r}")
+    except TypeError:
+        raise TypeError("seed must be None, an integer in [0, 2**64) or a numpy.random.Generator, "
+                        f"got {seed!r}") from None
 
 
 class Dropout:
@@ -42,13 +48,18 @@ class Dropout:
     Attributes
     ----------
     rate : float
-        Read at each ``forward``; may be changed between calls.
+        Read (and validated) at each ``forward``; may be changed between calls.
     training : bool
-        Mode used when ``forward`` is called with ``training=None``. Starts True.
+        Mode used when ``forward`` is called with ``training=None``. Starts True. Assigning
+        anything but a ``bool`` or ``numpy.bool_`` raises TypeError at once.
+    inverted : bool
+        As the constructor argument; assignment checked as for ``training``.
     seed : int
         The 64-bit seed in use.
     position : int
-        Stream position of the next training forward (advances by ``x.size`` per call).
+        Stream position of the next training forward (advances by ``x.size`` per call). May be
+        assigned an integer in [0, 2**64] (Python or NumPy, not bool); anything else raises at
+        assignment (TypeError for a non-integer, ValueError out of range), naming ``position``.
     mask : ndarray of bool or None
         The keep mask of the last training forward, regenerated on access (None before any, or
         after an evaluation-mode forward).
@@ -66,12 +77,36 @@ class Dropout:
                             f"got {rate!r}, {dropout_rate!r} and {drop_rate!r}")
         self.rate = _validate.rate(given[0] if given else 0.5)
         self.training = True
-        self.inverted = bool(inverted)
+        self.inverted = inverted
         _runtime.backend_name(backend)
         self.backend = backend
         self.seed = resolve_seed(seed)
         self.position = 0
         self._last: tuple | None = None  # (training, shape, rate, offset) of the last forward
+
+    @property
+    def training(self) -> bool:
+        return self._training
+
+    @training.setter
+    def training(self, value) -> None:
+        self._training = _validate.flag(value, "training")
+
+    @property
+    def inverted(self) -> bool:
+        return self._inverted
+
+    @inverted.setter
+    def inverted(self, value) -> None:
+        self._inverted = _validate.flag(value, "inverted")
+
+    @property
+    def position(self) -> int:
+        return self._position
+
+    @position.setter
+    def position(self, value) -> None:
+        self._position = _validate.offset(value, "position")
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(rate={self.rate!r}, inverted={self.inverted}, "
@@ -85,7 +120,9 @@ class Dropout:
         x : array_like
             float16, float32 or float64, any shape.
         training : bool or None
-            None uses ``self.training``.
+            None (the default) uses ``self.training``; otherwise a real bool (``bool`` or
+            ``numpy.bool_``): anything else is a TypeError naming ``training``. (The functional
+            :func:`dropkit.dropout` has no layer to defer to, so there None is a TypeError.)
 
         Returns
         -------
@@ -94,17 +131,17 @@ class Dropout:
             the layer's stream.
         """
         rate = _validate.rate(self.rate)
-        training = self.training if training is None else bool(training)
+        training = self._training if training is None else _validate.flag(training, "training")
         a = _validate.float_array(x, "x")
         if not training:
             self._last = (False, a.shape, rate, None)
             return _api.dropout(a, rate, seed=self.seed, training=False, inverted=self.inverted,
                                 backend=self.backend)
-        offset = self.position
+        offset = self._position
         _validate.span(offset, a.size)
         y = _api.dropout(a, rate, seed=self.seed, offset=offset, training=True, inverted=self.inverted,
                          backend=self.backend)
-        self.position = offset + a.size
+        self._position = offset + a.size
         self._last = (True, a.shape, rate, offset)
         return y
 
