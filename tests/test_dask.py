@@ -157,3 +157,10 @@ def test_import_dropkit_does_not_import_dask():
 
     code = "import sys, dropkit; assert 'dask' not in sys.modules, 'dask imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(dd, raise_on_error=False, verbose=False)
+    assert result.attempted > 0 and result.failed == 0
