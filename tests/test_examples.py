@@ -1,0 +1,92 @@
+"""The worked examples (python -m dropkit.examples NAME) run end to end on tiny settings."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dropkit
+
+pytest.importorskip("sklearn", reason="the examples use scikit-learn's digits (the 'test' extra)")
+pytest.importorskip("matplotlib", reason="the examples draw PNGs with matplotlib (the 'test' extra)")
+
+from dropkit.examples import __main__ as cli  # noqa: E402
+from dropkit.examples import _common, variants  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    threadpoolctl = pytest.importorskip("threadpoolctl", reason="installed with scikit-learn")
+    with threadpoolctl.threadpool_limits(1):
+        yield
+
+
+def _png_ok(path):
+    data = Path(path).read_bytes()
+    return data[:8] == PNG_MAGIC and len(data) > 10_000
+
+
+def test_overfitting_tiny(tmp_path, capsys):
+    assert cli.main(["overfitting", "--tiny", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| no dropout" in out and "dropout 0.5, classic" in out
+    assert _png_ok(tmp_path / "overfitting.png")
+    from dropkit.examples import overfitting
+    res = overfitting.run(out_dir=tmp_path, tiny=True, epochs=2)
+    for name, train_acc, val_acc, gap, _, best, _ in res["rows"]:
+        assert 0 <= val_acc <= best <= 1 and gap == pytest.approx(train_acc - val_acc)
+    assert all(len(c["val_acc"]) == 2 for c in res["curves"].values())
+
+
+def test_variants_registry_picks_up_new_variants(tmp_path, monkeypatch, capsys):
+    class FakeGaussian(dropkit.Dropout):
+        """Stands in for a variant that lands later: any class exported by dropkit under a registry name."""
+
+    if not hasattr(dropkit, "GaussianDropout"):
+        monkeypatch.setattr(dropkit, "GaussianDropout", FakeGaussian, raising=False)
+    res = variants.run(out_dir=tmp_path, tiny=True)
+    names = {r[0]: r for r in res["rows"]}
+    assert set(variants.REGISTRY) == set(names)
+    assert names["GaussianDropout"][5] == "" and 0 <= names["GaussianDropout"][1] <= 1
+    for name in variants.REGISTRY:  # every variant either ran or says why not
+        row = names[name]
+        assert (row[5] == "" and 0 <= row[1] <= 1) or row[5] == "not in this dropkit" or row[5].startswith("failed")
+    assert names["Dropout (inverted)"][5] == "" and names["none"][5] == ""
+    assert _png_ok(tmp_path / "variants.png")
+    assert "| Dropout (classic)" in capsys.readouterr().out
+
+
+def test_mc_tiny(tmp_path):
+    from dropkit.examples import mc
+    res = mc.run(out_dir=tmp_path, tiny=True)
+    assert [r[2] for r in res["rows"]] and sum(r[2] for r in res["rows"]) == 898
+    assert _png_ok(tmp_path / "mc_dropout.png")
+    conf = np.array([0.05, 0.15, 0.95, 0.99])
+    rel, ece = mc.reliability(conf, np.array([0, 0, 1, 0], float))
+    # bins: [0.0, 0.1): conf 0.05 acc 0; [0.1, 0.2): 0.15, 0; [0.9, 1]: mean 0.97, acc 0.5
+    assert [r[2] for r in rel] == [1, 1, 2]
+    assert ece == pytest.approx(0.25 * 0.05 + 0.25 * 0.15 + 0.5 * 0.47)
+
+
+@pytest.mark.skipif(_common.find_mnist() is None, reason="no MNIST folder (../shared/data/mnist or DROPKIT_MNIST)")
+def test_cnn_and_profile_tiny(tmp_path, capsys):
+    assert cli.main(["cnn", "--tiny", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "0.9912" in out and "validation accuracy" in out
+    assert _png_ok(tmp_path / "cnn.png")
+    from dropkit.examples import profile
+    res = profile.run(tiny=True)
+    assert [r[0] for r in res["rows"]] == ["MLP 784-256-256-10", "seed CNN"]
+    for row in res["rows"]:
+        assert 0 < float(row[3].rstrip("%")) < 100
+
+
+def test_unknown_example():
+    from dropkit import examples
+    with pytest.raises(ValueError, match="name must be one of"):
+        examples.run("nope")
+    with pytest.raises(SystemExit):
+        cli.main(["nope"])
