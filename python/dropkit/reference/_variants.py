@@ -106,8 +106,8 @@ _LN2_LO = _f32(0x3717F7D1)  # 9.05800061445916e-06
 _EXP_CLAMP = _f32(0x42800000)  # 64.0
 _LOG2E = _f32(0x3FB8AA3B)  # 1.44269502162933350
 _SHIFTER = _f32(0x4B400000)  # 1.5 * 2**23 = 12582912
-_EXP_C1 = _f32(0x3F318000)  # 0.693359375 (9 significant bits: n * C1 is exact)
-_EXP_C2 = _f32(0xB95E8083)  # -2.12194442e-4
+_EXP_CW1 = _f32(0x3F318000)  # 0.693359375 (9 significant bits: nf * CW1 is exact)
+_EXP_CW2 = _f32(0xB95E8083)  # -2.12194442e-4
 _EXP_P = (
     _f32(0x39506967),  # 1.98756912e-4
     _f32(0x3AB743CE),  # 1.39819994e-3
@@ -564,7 +564,7 @@ def exp_f32(a: np.ndarray) -> np.ndarray:
     """``exp(a)`` for binary32 ``a`` in ``[-64, 64]`` by the fixed sequence of section 11.2."""
     a = np.asarray(a, dtype=np.float32)
     nf = (a * _LOG2E + _SHIFTER) - _SHIFTER  # round-half-even of a*log2(e), as a float
-    r = (a - nf * _EXP_C1) - nf * _EXP_C2
+    r = (a - nf * _EXP_CW1) - nf * _EXP_CW2
     z = r * r
     p = _EXP_P[0]
     for c in _EXP_P[1:]:
