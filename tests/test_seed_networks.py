@@ -11,59 +11,8 @@ from dropkit import nn
 
 pytest.importorskip("sklearn", reason="the digits data set comes with scikit-learn (the 'test' extra)")
 
-# ---- seed 000, slide 2, verbatim ------------------------------------------------------------
-SLIDE_2 = r'''
-class SimpleNNWithDropout:
-    def __init__(self, input_size, hidden_size, output_size):
-        self.W1 = np.random.randn(input_size, hidden_size) * 0.01
-        self.W2 = np.random.randn(hidden_size, output_size) * 0.01
-        self.dropout1 = Dropout(dropout_rate=0.2)
-        self.dropout2 = Dropout(dropout_rate=0.5)
-        
-    def forward(self, X, training=True):
-        self.dropout1.training = training
-        self.dropout2.training = training
-        
-        # First layer with dropout
-        h1 = np.maximum(0, X.dot(self.W1))  # ReLU activation
-        h1_dropout = self.dropout1.forward(h1)
-        
-        # Second layer with dropout
-        h2 = np.maximum(0, h1_dropout.dot(self.W2))
-        out = self.dropout2.forward(h2)
-        
-        return out
-'''
-
-# ---- seed 000, slide 3, verbatim ------------------------------------------------------------
-SLIDE_3 = r'''
-def train_network(model, X_train, y_train, epochs=100):
-    batch_size = 32
-    learning_rate = 0.01
-    
-    for epoch in range(epochs):
-        # Training phase - dropout active
-        model.dropout1.training = True
-        model.dropout2.training = True
-        
-        # Mini-batch training
-        indices = np.random.permutation(len(X_train))
-        for i in range(0, len(X_train), batch_size):
-            batch_idx = indices[i:i+batch_size]
-            X_batch = X_train[batch_idx]
-            y_batch = y_train[batch_idx]
-            
-            # Forward pass with dropout
-            output = model.forward(X_batch)
-            
-            # Backward pass and update weights
-            # (Implementation details omitted for brevity)
-
-        # Validation phase - dropout inactive
-        model.dropout1.training = False
-        model.dropout2.training = False
-        val_output = model.forward(X_val)
-'''
+# Slides 2 and 3, verbatim, are kept once, in test_seed_compat.py.
+from test_seed_compat import SLIDE_2, SLIDE_3  # noqa: E402
 
 # ---- seed 000, slide 13, verbatim -----------------------------------------------------------
 SLIDE_13 = r'''
