@@ -173,15 +173,27 @@ def test_targets_reported_never_fail(run: Dict[str, Any]) -> None:
     assert "error" not in tg, tg.get("error")
     assert "others_cpu_share" in tg and tg["config"]["rate"] == 0.5
     keys = [r["key"] for r in tg["rows"]]
-    from dropkit.bench.targets import GOALS, INFO
+    from dropkit.bench.targets import GENERAL_RATES
 
-    assert keys == [g[0] for g in GOALS] + [i[0] for i in INFO]
+    others = [t for t in dropkit.available_simd_targets() if t != dropkit.simd_target()]
+    expected = ["forward_over_multiply", "backward_over_multiply", "rate_1_over_multiply", "numpy_formula_over_forward"]
+    expected += [f"rate_{r:g}_over_multiply_big" for r in GENERAL_RATES] + [f"default_over_{t}_big" for t in others]
+    expected += ["forward_over_multiply_small"] + [f"rate_{r:g}_over_multiply_small" for r in GENERAL_RATES]
+    expected += [f"default_over_{t}_small" for t in others] + ["small_call_us", "small_multiply_us"]
+    assert keys[: len(expected)] == expected
+    assert "one_thread_over_two" in keys
+    assert sum(k.startswith("two_over_one_busy") for k in keys) == 2
+    assert sum(k.startswith("two_over_one_quiet") for k in keys) == 2
     for r in tg["rows"]:
-        med_num = statistics.median(r["numerator"]["samples_s"])
-        med_den = statistics.median(r["denominator"]["samples_s"])
-        assert r["ratio"] == pytest.approx(med_num / med_den, rel=1e-12)
-        assert r["ratio_of_minimums"] == pytest.approx(
-            min(r["numerator"]["samples_s"]) / min(r["denominator"]["samples_s"]), rel=1e-12)
+        num = r["numerator"]["samples_s"]
+        if r["unit"] == "us":  # an absolute row: microseconds per call
+            assert r["denominator"] is None
+            assert r["ratio"] == pytest.approx(statistics.median(num) * 1e6, rel=1e-12)
+            assert r["ratio_of_minimums"] == pytest.approx(min(num) * 1e6, rel=1e-12)
+        else:
+            den = r["denominator"]["samples_s"]
+            assert r["ratio"] == pytest.approx(statistics.median(num) / statistics.median(den), rel=1e-12)
+            assert r["ratio_of_minimums"] == pytest.approx(min(num) / min(den), rel=1e-12)
         if r["goal"] is None:  # an informational row
             assert r["pass"] is None and r["label"] in run["stdout"]
             continue

@@ -75,6 +75,7 @@ struct Pool {
     int started = 0;                      // workers started (guarded by grow)
     std::atomic<Clock::rep> alone_until{0};  // run without workers until then (steady clock)
     Clock::duration penalty{0};           // the last back-off (guarded by busy)
+    Clock::time_point last_wake{};        // (guarded by busy)
 
     // Claim one chunk of generation gen; false when none is left (or the job is another's).
     bool claim(std::uint64_t gen, std::size_t& chunk) {
@@ -138,7 +139,17 @@ struct Pool {
         const std::uint64_t gen = generation = (generation + 1) & ((std::uint64_t{1} << (64 - kRemainingBits)) - 1);
         ticket.store((gen << kRemainingBits) | nchunks, std::memory_order_release);
         wake.fetch_add(1, std::memory_order_seq_cst);
-        if (sleepers.load(std::memory_order_seq_cst) > 0) futex_wake_all(&wake);
+        // Waking a sleeper costs the caller a system call (3-16 us on a VM) and the worker arrives
+        // tens of microseconds later: worth it for long jobs. Short jobs take the workers that are
+        // still spinning after a recent job, and wake sleepers at most once per interval (so that
+        // a run of short calls gets its workers back, at a bounded cost).
+        if (sleepers.load(std::memory_order_seq_cst) > 0) {
+            const auto now = Clock::now();
+            if (nchunks >= kPoolWakeMinChunks || now - last_wake > std::chrono::milliseconds(kPoolShortWakeIntervalMilliseconds)) {
+                last_wake = now;
+                futex_wake_all(&wake);
+            }
+        }
         const auto t0 = Clock::now();
         std::size_t chunk, mine = 0;
         while (claim(gen, chunk)) {

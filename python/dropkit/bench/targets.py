@@ -1,54 +1,74 @@
-"""The core issue's performance targets, measured in one process on the same arrays.
+"""The performance targets of the core issues, measured in one process on the same arrays.
 
-float32, rate 0.5, one thread unless stated; dropkit and the multiply write into preallocated
-``out=`` arrays; the candidates of each ratio are timed in interleaved rounds (A, B, A, B...) and
-each ratio is a ratio of medians (the verdict); the median of the per-round ratios and the ratio
-of the fastest samples are printed beside it, since on a shared machine noise only adds time.
+float32, one thread unless stated; dropkit and the multiply write into preallocated ``out=``
+arrays; the candidates of each group are timed in interleaved rounds (A, B, A, B...) and each
+ratio is a ratio of medians (the verdict); the median of the per-round ratios and the ratio of
+the fastest samples are printed beside it, since on a shared machine noise only adds time.
 A MISS is reported, never turned into a failing exit code.
 
-====================================  ==========================================  =======
-ratio                                 measured as                                 goal
-====================================  ==========================================  =======
-forward / multiply                    dropkit.dropout  vs  np.multiply(x, 2.0)    <= 2.0
-backward / multiply                   dropkit.dropout_backward  vs  the same      <= 2.0
-numpy formula / forward               (rng.random(n, float32) >= rate) * x /      >= 10
-                                      (1 - rate)  vs  dropkit.dropout
-1 thread / 2 threads                  dropkit.dropout at 2^20, 1 vs 2 threads,    >= 1.7
-                                      back to back (the thread pool warm)
-1 thread / 2 threads after idle       the same, each sample after 2 ms of sleep   (info)
-                                      (OpenMP threads asleep: includes waking them)
-====================================  ==========================================  =======
+==========================================  ===========================================  =========
+row                                         measured as                                  goal
+==========================================  ===========================================  =========
+forward / multiply, rate 0.5, big           dropkit.dropout vs np.multiply(x, 2.0)       <= 1.1
+backward / multiply, rate 0.5, big          dropkit.dropout_backward vs the same         <= 1.1
+forward / multiply, rate 1, big             no random bits at all                        <= 1.05
+forward / multiply, rate r, big             r in 0.1, 0.2, 0.3, 0.9 (long expansions)    <= 1.3
+forward / multiply, rate r, small           the same in cache (default 2^20)             <= 1.6
+NumPy formula / forward, big                (rng.random(n, float32) >= rate) * x /       >= 12
+                                            (1 - rate) vs dropkit.dropout
+default target / other target               forward rate 0.5, every other available      <= 1.05
+                                            SIMD target, big and small
+dropout on 16 elements (us per call)        dropkit.dropout(x16, 0.5, seed=...)          <= 1.0
+1 thread / 2 threads, back to back          forward at 2^20, the pool warm               >= 1.8
+2 threads / 1 thread, after 10 ms idle      one call after 10 ms of sleep, 2^18, 2^20    <= 1.25
+2 threads / 1 thread, one core busy         the bench starts a CPU-bound process for     <= 1.25
+                                            these rows (back to back at 2^20; after
+                                            idle at 2^18) and stops it after
+==========================================  ===========================================  =========
 
-The last row has no goal: it shows what a call pays when dropkit's OpenMP threads have gone to
-sleep between calls (libgomp spins briefly, then waits in the kernel). On a VM, waking them can
-cost a sizeable part of a 0.1 ms call.
+The thread rows need two usable CPUs (a note says so otherwise).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
-from typing import Any, Dict, List, Optional, TextIO
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 
 from .sysinfo import OthersCpu
-from .timing import Candidate, measure_interleaved, median, summarize
+from .timing import Candidate, Measurement, measure_interleaved, median, summarize
 
-__all__ = ["GOALS", "INFO", "run_targets", "format_targets", "main"]
+__all__ = ["GENERAL_RATES", "run_targets", "format_targets", "main"]
 
-#: (key, label, op, goal)
-GOALS = (
-    ("forward_over_multiply", "dropkit forward / np.multiply", "<=", 2.0),
-    ("backward_over_multiply", "dropkit backward / np.multiply", "<=", 2.0),
-    ("numpy_formula_over_forward", "NumPy formula / dropkit forward", ">=", 10.0),
-    ("one_thread_over_two", "1 thread / 2 threads (forward)", ">=", 1.7),
-)
-#: (key, label): reported without a goal
-INFO = (("one_thread_over_two_idle", "1 thread / 2 threads, after idle"),)
+#: Rates without a short binary expansion: many bit planes per tile (docs/rng.md section 4).
+GENERAL_RATES = (0.1, 0.2, 0.3, 0.9)
+
+
+@dataclass
+class _Row:
+    key: str
+    label: str
+    op: Optional[str]  # "<=", ">=" or None (information)
+    goal: Optional[float]
+    num: Measurement
+    den: Optional[Measurement]  # None: an absolute row, the numerator's median in microseconds
+    n: int
+    threads: str
 
 
 def _verdict(value: float, op: str, goal: float) -> bool:
     return value <= goal if op == "<=" else value >= goal
+
+
+def _busy_process() -> "subprocess.Popen[bytes]":
+    """A CPU-bound child (one core's worth), stopped by the caller."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def run_targets(
@@ -62,7 +82,11 @@ def run_targets(
     two_threads: int = 2,
     progress: Optional[TextIO] = sys.stderr,
 ) -> Dict[str, Any]:
-    """Measure the four target ratios; return them with every sample (JSON-ready)."""
+    """Measure every target row; return them with every sample (JSON-ready).
+
+    ``n`` is the big (out-of-cache) size, ``n_threads_case`` the small (in-cache) size of the
+    thread rows and of the small single-thread rows; ``rate`` is the standard rate (0.5).
+    """
     import dropkit  # noqa: PLC0415
 
     def log(msg: str) -> None:
@@ -76,33 +100,16 @@ def run_targets(
     gx = np.empty_like(g)
     y_mul = np.empty_like(x)
     rng = np.random.default_rng(seed + 1)
-
-    try:
-        threads_before = dropkit.get_num_threads()
-    except Exception:
-        threads_before = None
-
-    def one_thread() -> None:
-        dropkit.set_num_threads(1)
-
-    def fwd() -> Any:
-        return dropkit.dropout(x, rate, seed=seed, offset=0, out=y, backend="core")
-
-    def bwd() -> Any:
-        return dropkit.dropout_backward(g, rate, seed=seed, offset=0, out=gx, backend="core")
-
-    def mul() -> Any:
-        return np.multiply(x, 2.0, out=y_mul)
-
-    def formula() -> Any:
-        return (rng.random(n, dtype=np.float32) >= rate) * x / (1 - rate)
+    small = min(n_threads_case, n)
+    x16 = x[:16].copy()
 
     result: Dict[str, Any] = {
         "config": {
             "dtype": "float32",
             "rate": rate,
+            "general_rates": list(GENERAL_RATES),
             "n": n,
-            "n_threads_case": n_threads_case,
+            "n_threads_case": small,
             "two_threads": two_threads,
             "rounds": rounds,
             "min_sample_time_s": min_sample_time,
@@ -111,88 +118,153 @@ def run_targets(
         },
         "rows": [],
     }
-    others = OthersCpu().start()
     try:
-        log(f"n=2^{n.bit_length() - 1}, 1 thread: forward, backward, multiply, NumPy formula ({rounds} rounds)")
-        one_thread()
-        big = measure_interleaved(
-            [
-                Candidate("dropkit_forward", fwd, one_thread),
-                Candidate("dropkit_backward", bwd, one_thread),
-                Candidate("multiply", mul, one_thread),
-                Candidate("numpy_formula", formula, one_thread),
-            ],
-            repeats=rounds,
-            warmup=1,
-            warmup_time=0.05,
-            min_sample_time=min_sample_time,
-        )
-        log(f"n=2^{n_threads_case.bit_length() - 1}: forward with 1 and {two_threads} threads ({rounds} rounds)")
-        xs = x[:n_threads_case]
-        ys = y[:n_threads_case]
+        threads_before = dropkit.get_num_threads()
+        simd_before = dropkit.simd_target()
+        targets = dropkit.available_simd_targets()
+    except Exception as exc:
+        result["error"] = f"{type(exc).__name__}: {exc}"
+        return result
+    result["config"]["simd_default"] = simd_before
+    result["config"]["simd_available"] = targets
 
-        def fwd_small() -> Any:
-            return dropkit.dropout(xs, rate, seed=seed, offset=0, out=ys, backend="core")
+    def setting(threads: int, simd: str) -> Callable[[], None]:
+        def pre() -> None:
+            dropkit.set_num_threads(threads)
+            dropkit.set_simd_target(simd)
+        return pre
 
-        def thread_candidates() -> List[Candidate]:
-            return [
-                Candidate("forward_1_thread", fwd_small, one_thread),
-                Candidate(f"forward_{two_threads}_threads", fwd_small,
-                          lambda: dropkit.set_num_threads(two_threads)),
-            ]
+    one = setting(1, simd_before)
 
-        # Back to back: the thread pool stays warm between samples (the goal's measurement).
-        thr = measure_interleaved(thread_candidates(), repeats=rounds, warmup=2, warmup_time=0.05,
-                                  min_sample_time=min_sample_time)
-        # After 2 ms of sleep before each sample: the OpenMP threads have gone to sleep.
-        log(f"n=2^{n_threads_case.bit_length() - 1}: the same after 2 ms idle ({rounds} rounds)")
-        thr_idle = measure_interleaved(thread_candidates(), repeats=rounds, warmup=2, warmup_time=0.05,
-                                       min_sample_time=min_sample_time, settle=0.002)
+    def fwd(xa: np.ndarray, ya: np.ndarray, r: float) -> Callable[[], Any]:
+        return lambda: dropkit.dropout(xa, r, seed=seed, out=ya, backend="core")
+
+    def group(size: int, formula: bool) -> List[Candidate]:
+        xs, ys, gs, gxs, ms = x[:size], y[:size], g[:size], gx[:size], y_mul[:size]
+        cands = [Candidate("multiply", lambda: np.multiply(xs, 2.0, out=ms), one),
+                 Candidate("forward", fwd(xs, ys, rate), one)]
+        if formula:
+            cands += [Candidate("backward",
+                                lambda: dropkit.dropout_backward(gs, rate, seed=seed, out=gxs, backend="core"), one),
+                      Candidate("forward_rate_1", fwd(xs, ys, 1.0), one),
+                      Candidate("numpy_formula",
+                                lambda: (rng.random(size, dtype=np.float32) >= rate) * xs / (1 - rate), one)]
+        cands += [Candidate(f"forward_rate_{r:g}", fwd(xs, ys, r), one) for r in GENERAL_RATES]
+        cands += [Candidate(f"forward_{t}", fwd(xs, ys, rate), setting(1, t)) for t in targets if t != simd_before]
+        return cands
+
+    rows: List[_Row] = []
+    others = OthersCpu().start()
+    busy: Optional["subprocess.Popen[bytes]"] = None
+    try:
+        for size, big in ((n, True), (small, False)):
+            log(f"n=2^{size.bit_length() - 1}, 1 thread: rates, targets, multiply ({rounds} rounds)")
+            m = measure_interleaved(group(size, big), repeats=rounds, warmup=1, warmup_time=0.05,
+                                    min_sample_time=min_sample_time)
+            where = "big" if big else "small"
+            mul = m["multiply"]
+            if big:
+                rows += [
+                    _Row("forward_over_multiply", "forward / multiply, rate %g" % rate, "<=", 1.1,
+                         m["forward"], mul, size, "1"),
+                    _Row("backward_over_multiply", "backward / multiply, rate %g" % rate, "<=", 1.1,
+                         m["backward"], mul, size, "1"),
+                    _Row("rate_1_over_multiply", "forward / multiply, rate 1", "<=", 1.05,
+                         m["forward_rate_1"], mul, size, "1"),
+                    _Row("numpy_formula_over_forward", "NumPy formula / forward", ">=", 12.0,
+                         m["numpy_formula"], m["forward"], size, "1"),
+                ]
+            else:
+                rows.append(_Row("forward_over_multiply_small", "forward / multiply, rate %g" % rate, None, None,
+                                 m["forward"], mul, size, "1"))
+            rows += [_Row(f"rate_{r:g}_over_multiply_{where}", f"forward / multiply, rate {r:g}", "<=",
+                          1.3 if big else 1.6, m[f"forward_rate_{r:g}"], mul, size, "1") for r in GENERAL_RATES]
+            rows += [_Row(f"default_over_{t}_{where}", f"forward, {simd_before} / {t}", "<=", 1.05,
+                          m["forward"], m[f"forward_{t}"], size, "1") for t in targets if t != simd_before]
+
+        log(f"16 elements: dropkit.dropout and np.multiply ({rounds} rounds)")
+        m = measure_interleaved(
+            [Candidate("dropout_16", lambda: dropkit.dropout(x16, rate, seed=seed), one),
+             Candidate("multiply_16", lambda: np.multiply(x16, 2.0), one)],
+            repeats=rounds, warmup=100, min_sample_time=min_sample_time)
+        rows += [_Row("small_call_us", "dropout on 16 elements, us per call", "<=", 1.0,
+                      m["dropout_16"], None, 16, "1"),
+                 _Row("small_multiply_us", "np.multiply on 16 elements, us per call", None, None,
+                      m["multiply_16"], None, 16, "1")]
+
+        def threads_pair(size: int, settle: float) -> Dict[str, Measurement]:
+            xs, ys = x[:size], y[:size]
+            cands = [Candidate("1", fwd(xs, ys, rate), setting(1, simd_before)),
+                     Candidate("2", fwd(xs, ys, rate), setting(two_threads, simd_before))]
+            if settle > 0:  # one call per sample, each after `settle` seconds of sleep
+                return measure_interleaved(cands, repeats=rounds, warmup=2, min_sample_time=0.0,
+                                           max_number=1, settle=settle)
+            return measure_interleaved(cands, repeats=rounds, warmup=2, warmup_time=0.05,
+                                       min_sample_time=min_sample_time)
+
+        def thread_rows(tag: str, label: str, cases: Sequence[Tuple[int, float]]) -> None:
+            for size, settle in cases:
+                t = threads_pair(size, settle)
+                how = "after 10 ms idle" if settle else "back to back"
+                rows.append(_Row(f"two_over_one_{tag}_{'idle' if settle else 'b2b'}_{size}",
+                                 f"{two_threads} threads / 1 thread, {label}{how}", "<=", 1.25,
+                                 t["2"], t["1"], size, f"{two_threads} vs 1"))
+
+        log(f"threads: 1 vs {two_threads}, back to back and after 10 ms idle ({rounds} rounds)")
+        t = threads_pair(small, 0.0)
+        rows.append(_Row("one_thread_over_two", f"1 thread / {two_threads} threads, back to back", ">=", 1.8,
+                         t["1"], t["2"], small, f"1 vs {two_threads}"))
+        thread_rows("quiet", "", [(small // 4, 0.01), (small, 0.01)])
+        # (what other processes used so far; the busy rows' own competitor is not counted)
+        result["others_cpu_share"] = others.share()
+        log("threads with a CPU-bound process on one core (started here, stopped after)")
+        busy = _busy_process()
+        time.sleep(0.2)
+        thread_rows("busy", "one core busy, ", [(small, 0.0), (small // 4, 0.01)])
     except Exception as exc:  # core not built, API mismatch...: report, do not fail the run
         result["error"] = f"{type(exc).__name__}: {exc}"
         return result
     finally:
-        if threads_before is not None:
-            try:
-                dropkit.set_num_threads(threads_before)
-            except Exception:
-                pass
+        if busy is not None:
+            busy.kill()
+            busy.wait()
+        try:
+            dropkit.set_num_threads(threads_before)
+            dropkit.set_simd_target(simd_before)
+        except Exception:
+            pass
 
-    result["others_cpu_share"] = others.share()
-    pairs = (
-        (big["dropkit_forward"], big["multiply"]),
-        (big["dropkit_backward"], big["multiply"]),
-        (big["numpy_formula"], big["dropkit_forward"]),
-        (thr["forward_1_thread"], thr[f"forward_{two_threads}_threads"]),
-    )
-    rows = [(key, label, op, goal, num, den) for (key, label, op, goal), (num, den) in zip(GOALS, pairs)]
-    rows += [(key, label, None, None, thr_idle["forward_1_thread"], thr_idle[f"forward_{two_threads}_threads"])
-             for key, label in INFO]
-    for key, label, op, goal, num, den in rows:
-        ratio = median(num.samples) / median(den.samples)
-        per_round = [a / b for a, b in zip(num.samples, den.samples)]
+    for r in rows:
+        num = r.num.samples
+        if r.den is None:
+            value = median(num) * 1e6
+            per_round, fastest = [v * 1e6 for v in num], min(num) * 1e6
+        else:
+            den = r.den.samples
+            value = median(num) / median(den)
+            per_round, fastest = [a / b for a, b in zip(num, den)], min(num) / min(den)
         result["rows"].append(
             {
-                "key": key,
-                "label": label,
-                "n": n_threads_case if key.startswith("one_thread_over_two") else n,
-                "threads": "1 vs %d" % two_threads if key.startswith("one_thread_over_two") else 1,
-                "ratio": ratio,
-                "op": op,
-                "goal": goal,
-                "pass": None if goal is None else _verdict(ratio, op, goal),
+                "key": r.key,
+                "label": r.label,
+                "n": r.n,
+                "threads": r.threads,
+                "unit": "us" if r.den is None else "ratio",
+                "ratio": value,
+                "op": r.op,
+                "goal": r.goal,
+                "pass": None if r.goal is None or r.op is None else _verdict(value, r.op, r.goal),
                 "median_of_round_ratios": median(per_round),
                 # noise only adds time: the fastest samples show what the code can do (cf. timeit)
-                "ratio_of_minimums": min(num.samples) / min(den.samples),
-                "numerator": {"name": num.name, "calls_per_sample": num.number, "samples_s": num.samples,
-                              **summarize(num.samples)},
-                "denominator": {"name": den.name, "calls_per_sample": den.number, "samples_s": den.samples,
-                                **summarize(den.samples)},
+                "ratio_of_minimums": fastest,
+                "numerator": {"name": r.num.name, "calls_per_sample": r.num.number, "samples_s": num,
+                              **summarize(num)},
+                "denominator": None if r.den is None else {
+                    "name": r.den.name, "calls_per_sample": r.den.number, "samples_s": r.den.samples,
+                    **summarize(r.den.samples)},
             }
         )  # fmt: skip
     try:
-        import os  # noqa: PLC0415
-
         result["usable_cpus"] = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         result["usable_cpus"] = None
@@ -207,8 +279,8 @@ def format_targets(result: Dict[str, Any]) -> str:
     """The targets report as printed: one line per ratio with its goal and PASS/MISS."""
     cfg = result.get("config", {})
     lines: List[str] = [
-        "dropkit performance targets (float32, rate %s, same arrays, interleaved rounds, ratio of medians)"
-        % cfg.get("rate", "?"),
+        "dropkit performance targets (float32, default SIMD target %s of %s; same arrays, interleaved "
+        "rounds, ratio of medians)" % (cfg.get("simd_default", "?"), ", ".join(cfg.get("simd_available", []))),
     ]
     if "error" in result:
         lines.append(f"  not measured: {result['error']}")
@@ -220,10 +292,11 @@ def format_targets(result: Dict[str, Any]) -> str:
             goal = "(no goal)       "
         else:
             goal = f"goal {r['op']} {r['goal']:<4g}  {'PASS' if r['pass'] else 'MISS'}"
+        per_round, fastest = ("median sample", "fastest sample") if r["unit"] == "us" else (
+            "median of per-round ratios", "ratio of fastest samples")
         lines.append(
             f"  {r['label']:<{width}}  {r['ratio']:7.2f}   {goal}   ({where};"
-            f" median of per-round ratios {r['median_of_round_ratios']:.2f};"
-            f" ratio of fastest samples {r['ratio_of_minimums']:.2f})"
+            f" {per_round} {r['median_of_round_ratios']:.2f}; {fastest} {r['ratio_of_minimums']:.2f})"
         )
     share = result.get("others_cpu_share")
     if share is not None and share > 0.1:
@@ -231,7 +304,7 @@ def format_targets(result: Dict[str, Any]) -> str:
                      "the ratios (the thread ratio above all) are unreliable, run again on a quiet machine")
     cpus = result.get("usable_cpus")
     if cpus is not None and cpus < cfg.get("two_threads", 2):
-        lines.append(f"  note: only {cpus} CPU(s) usable; the thread ratio cannot reach its goal here")
+        lines.append(f"  note: only {cpus} CPU(s) usable; the thread rows cannot reach their goals here")
     return "\n".join(lines)
 
 
