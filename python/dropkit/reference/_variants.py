@@ -319,6 +319,26 @@ def _span_or_unique(keys: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return uniq, inv.reshape(-1)
 
 
+def _drive(x, out, seed, offset, pstrides, policy) -> np.ndarray:
+    """The one driver of every apply kernel: checks, then chunk by chunk of flat indices
+    ``out[i0:i1] = policy(x[i0:i1], positions, i0, i1, seed)`` (``x`` read before ``out`` is
+    written, also in place). A policy returns values of x's dtype."""
+    _check_float_array("x", x)
+    _check_out(x, out)
+    s = _check_int("seed", seed, 0, _TWO64 - 1)
+    o = _check_int("offset", offset, 0, _TWO64 - 1)
+    ps = _check_map(x.shape, pstrides, o)
+    xf = x.reshape(-1)
+    if np.shares_memory(x, out):
+        xf = xf.copy()
+    of = out.reshape(-1)
+    with np.errstate(all="ignore"):  # overflow to inf / NaN propagation are the IEEE results
+        for i0 in range(0, xf.size, _CHUNK):
+            i1 = min(xf.size, i0 + _CHUNK)
+            of[i0:i1] = policy(xf[i0:i1], _positions_flat(x.shape, ps, o, i0, i1), i0, i1, s)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Section 9: rate arrays (and section 4 at arbitrary positions)
 # --------------------------------------------------------------------------------------------
@@ -442,25 +462,16 @@ def bernoulli_apply_nd(
         ``out``.
     """
     _check_float_array("x", x)
-    _check_out(x, out)
-    s = _check_int("seed", seed, 0, _TWO64 - 1)
-    o = _check_int("offset", offset, 0, _TWO64 - 1)
-    ps = _check_map(x.shape, pstrides, o)
     ct = _compute_type(x.dtype)
     t_full = np.broadcast_to(np.asarray(threshold, dtype=np.uint64), x.shape).reshape(-1)
     s_full = np.broadcast_to(np.asarray(scale, dtype=np.float64).astype(ct), x.shape).reshape(-1)
-    xf = x.reshape(-1)
-    if np.shares_memory(x, out):
-        xf = xf.copy()
-    of = out.reshape(-1)
     zero = ct(0.0)
-    with np.errstate(all="ignore"):
-        for i0 in range(0, xf.size, _CHUNK):
-            i1 = min(xf.size, i0 + _CHUNK)
-            keep = bernoulli_keep_at(_positions_flat(x.shape, ps, o, i0, i1), t_full[i0:i1], s)
-            prod = xf[i0:i1].astype(ct) * s_full[i0:i1]
-            of[i0:i1] = np.where(keep, prod, zero).astype(x.dtype)
-    return out
+
+    def policy(xc, pos, i0, i1, seed_):
+        keep = bernoulli_keep_at(pos, t_full[i0:i1], seed_)
+        return np.where(keep, xc.astype(ct) * s_full[i0:i1], zero).astype(xc.dtype)
+
+    return _drive(x, out, seed, offset, pstrides, policy)
 
 
 # --------------------------------------------------------------------------------------------
@@ -669,22 +680,9 @@ def _apply_multiplier(x: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def _multiplier_apply(x, out, seed, offset, pstrides, multiplier) -> np.ndarray:
-    """Shared driver: ``out = x * multiplier(positions)`` chunk by chunk."""
-    _check_float_array("x", x)
-    _check_out(x, out)
-    s = _check_int("seed", seed, 0, _TWO64 - 1)
-    o = _check_int("offset", offset, 0, _TWO64 - 1)
-    ps = _check_map(x.shape, pstrides, o)
-    xf = x.reshape(-1)
-    if np.shares_memory(x, out):
-        xf = xf.copy()
-    of = out.reshape(-1)
-    with np.errstate(all="ignore"):  # overflow to inf / NaN propagation are the IEEE results
-        for i0 in range(0, xf.size, _CHUNK):
-            i1 = min(xf.size, i0 + _CHUNK)
-            m = multiplier(_positions_flat(x.shape, ps, o, i0, i1), s)
-            of[i0:i1] = _apply_multiplier(xf[i0:i1], m)
-    return out
+    """``out = x * multiplier(positions, seed)``: the policy of the continuous noises."""
+    return _drive(x, out, seed, offset, pstrides,
+                  lambda xc, pos, i0, i1, s: _apply_multiplier(xc, multiplier(pos, s)))
 
 
 def gaussian_apply(
@@ -931,24 +929,15 @@ def alpha_apply(
         ``out``.
     """
     _check_float_array("x", x)
-    _check_out(x, out)
     t = _check_int("threshold", threshold, 0, _TWO32)
-    s = _check_int("seed", seed, 0, _TWO64 - 1)
-    o = _check_int("offset", offset, 0, _TWO64 - 1)
-    ps = _check_map(x.shape, pstrides, o)
     ct = _compute_type(x.dtype)
     a_c, b_c, f_c = ct(_check_real("a", a)), ct(_check_real("b", b)), ct(_check_real("fill", fill))
-    xf = x.reshape(-1)
-    if np.shares_memory(x, out):
-        xf = xf.copy()
-    of = out.reshape(-1)
-    with np.errstate(all="ignore"):
-        for i0 in range(0, xf.size, _CHUNK):
-            i1 = min(xf.size, i0 + _CHUNK)
-            keep = bernoulli_keep_at(_positions_flat(x.shape, ps, o, i0, i1), t, s)
-            kept = (xf[i0:i1].astype(ct) * a_c) + b_c
-            of[i0:i1] = np.where(keep, kept, f_c).astype(x.dtype)
-    return out
+
+    def policy(xc, pos, i0, i1, seed_):
+        keep = bernoulli_keep_at(pos, t, seed_)
+        return np.where(keep, (xc.astype(ct) * a_c) + b_c, f_c).astype(xc.dtype)
+
+    return _drive(x, out, seed, offset, pstrides, policy)
 
 
 # --------------------------------------------------------------------------------------------
