@@ -20,6 +20,7 @@ CASES = [
     ((101,), [(101,), (7,), ((50, 1, 50),)]),
     ((23, 19), [(23, 19), (5, 19), (23, 4), (6, 7), ((10, 13), (1, 17, 1)), (1, 1)]),
     ((6, 7, 9), [(2, 7, 9), (6, 7, 4), (4, 3, 9), (1, 5, 2), ((1, 5), (7,), (3, 3, 3))]),
+    ((40, 200), [(40, 3), (13, 50)]),
 ]
 PARAMS = [(shape, chunks) for shape, chunkings in CASES for chunks in chunkings]
 
@@ -75,14 +76,38 @@ def test_backward_matches_and_chunking_may_differ_from_forward(grad_chunks):
 
 def test_runs_of_a_block():
     # Block rows 1..2, columns 2..4 of a (4, 5) array: two runs of 3, at flat indices 7 and 12.
-    length, starts = dd._runs((4, 5), [(1, 3), (2, 5)])
-    assert length == 3 and starts.tolist() == [7, 12]
+    length, starts, gstride = dd._runs((4, 5), [(1, 3), (2, 5)])
+    assert length == 3 and starts.tolist() == [7, 12] and gstride == [5, 1]
     # Trailing axes spanned fully merge: rows 1..2 of (4, 5) is one run of 10 at 5.
-    length, starts = dd._runs((4, 5), [(1, 3), (0, 5)])
+    length, starts, _ = dd._runs((4, 5), [(1, 3), (0, 5)])
     assert length == 10 and starts.tolist() == [5]
     # 3-D: block [1:3, 0:2, 0:4] of (3, 4, 4): axis 1 partial -> runs of 8 at 16 and 32.
-    length, starts = dd._runs((3, 4, 4), [(1, 3), (0, 2), (0, 4)])
+    length, starts, _ = dd._runs((3, 4, 4), [(1, 3), (0, 2), (0, 4)])
     assert length == 8 and starts.tolist() == [16, 32]
+
+
+@pytest.mark.parametrize("shape, location, span_min, span", [
+    ((23, 19), [(0, 23), (4, 8)], 1 << 22, True),   # 23 runs of 4 in a span of 422: one call
+    ((40, 200), [(0, 40), (3, 6)], 1 << 22, True),  # 40 runs, span 7803: still one call
+    ((40, 200), [(0, 40), (3, 6)], 0, False),       # span 7803 > 16 x 120: a call per run
+    ((40, 3000), [(0, 40), (3, 4)], 1 << 22, False),  # gap of 2999 per run > 1024: a call per run
+    ((4, 5), [(1, 3), (0, 5)], 1 << 22, False),     # one run
+])
+def test_block_path_choice(shape, location, span_min, span, monkeypatch):
+    monkeypatch.setattr(dd, "_SPAN_MIN", span_min)
+    length, starts, _ = dd._runs(shape, location)
+    size = int(np.prod([b - a for a, b in location]))
+    assert dd._use_span(length, starts, size) is span
+
+
+@pytest.mark.parametrize("span_min", [0, 1 << 22])
+@pytest.mark.parametrize("shape, chunks", [((40, 200), (40, 3)), ((40, 200), (7, 50)), ((9, 3000), (4, 1000)),
+                                           ((5, 6, 70), (2, 3, 4))], ids=str)
+def test_span_and_run_paths_give_the_same_bits(shape, chunks, span_min, monkeypatch):
+    monkeypatch.setattr(dd, "_SPAN_MIN", span_min)  # 0: the per-run loop wherever the span is > 16x
+    x = _data(shape, np.float32)
+    y = dd.dropout(da.from_array(x, chunks=chunks), 0.3, seed=SEED, offset=OFFSET).compute(scheduler="sync")
+    np.testing.assert_array_equal(y, dropkit.dropout(x, 0.3, seed=SEED, offset=OFFSET))
 
 
 def test_lazy_nothing_computed_when_called():

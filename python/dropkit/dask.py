@@ -11,12 +11,13 @@ How a block finds its positions
 A block is an axis-aligned box of the array. Its elements are not contiguous in the array's C
 order unless the block spans every axis after its first partial one, so each block is cut into
 *runs*: the trailing axes that the block spans fully merge with the last axis it only partly
-covers into one contiguous run of positions; the leading axes index the runs. Each run is one call
-of the core with its own offset. A block of a ``(N, F)`` array chunked along the rows only is one
-run; chunks that split the last axis give one run per row of the block (one core call each, a few
-microseconds of overhead per run: prefer chunks that span the trailing axes).
+covers into one contiguous run of positions; the leading axes index the runs. A block of a
+``(N, F)`` array chunked along the rows only is one run: one core call. Chunks that split the last
+axis give one run per row of the block: when the runs are short and close together, the core runs
+once over the block's whole span in a temporary buffer (computing the gaps too); otherwise once per
+run (a few microseconds each: prefer chunks that span the trailing axes).
 :func:`_apply_at_positions` is the one place that maps a block to positions; a core entry
-taking a general affine position map (``offset + sum(i_d * pstride_d)``) will replace its loop.
+taking a general affine position map (``offset + sum(i_d * pstride_d)``) will replace it.
 
 Threads: the rule
 -----------------
@@ -54,7 +55,14 @@ __all__ = ["dropout", "dropout_backward"]
 # ------------------------------------------------------------------------------------------------
 
 
-def _runs(shape: tuple, location: list) -> tuple[int, np.ndarray]:
+#: The span path may touch at most this many elements more than the block, per run it saves...
+_GAP_PER_RUN = 1024
+#: ... and a temporary buffer of at most this many times the block's size, or _SPAN_MIN elements.
+_SPAN_FACTOR = 16
+_SPAN_MIN = 1 << 22
+
+
+def _runs(shape: tuple, location: list) -> tuple[int, np.ndarray, list]:
     """Cut a block into contiguous runs of global positions.
 
     Parameters
@@ -70,21 +78,30 @@ def _runs(shape: tuple, location: list) -> tuple[int, np.ndarray]:
         Elements per run (every run has the same length).
     starts : ndarray of int64
         Global flat C-order index of each run's first element, runs in the block's C order.
+    gstride : list of int
+        The whole array's C-order strides, in elements.
     """
     nd = len(shape)
     ext = [b - a for a, b in location]
-    gstride = [math.prod(shape[d + 1:]) for d in range(nd)]  # C-order strides in elements
+    gstride = [math.prod(shape[d + 1:]) for d in range(nd)]
     k = nd - 1  # the last axis the block does not span fully; the axes after it merge into the run
     while k >= 0 and ext[k] == shape[k]:
         k -= 1
     if k < 0:  # the whole array (or 0-d): one run
-        return math.prod(ext), np.zeros(1, dtype=np.int64)
+        return math.prod(ext), np.zeros(1, dtype=np.int64), gstride
     length = ext[k] * gstride[k]
     base = sum(location[d][0] * gstride[d] for d in range(k + 1))
     starts = np.full(1, base, dtype=np.int64)
     for d in range(k):  # outer product over the leading axes, C order
         starts = (starts[:, None] + np.arange(ext[d], dtype=np.int64) * gstride[d]).reshape(-1)
-    return length, starts
+    return length, starts, gstride
+
+
+def _use_span(length: int, starts: np.ndarray, size: int) -> bool:
+    """Whether one core call over the block's whole span beats one call per run (see below)."""
+    n = len(starts)
+    span = int(starts[-1]) - int(starts[0]) + length
+    return n > 1 and span - size <= _GAP_PER_RUN * n and span <= max(_SPAN_FACTOR * size, _SPAN_MIN)
 
 
 def _apply_at_positions(src: np.ndarray, dst: np.ndarray, shape: tuple, location: list, rate: float,
@@ -92,11 +109,32 @@ def _apply_at_positions(src: np.ndarray, dst: np.ndarray, shape: tuple, location
     """``dst = keep ? src * s : +0`` where the block's elements take their global positions.
 
     ``src`` and ``dst`` are C-contiguous blocks; the element at block index ``(j_0, .., j_{n-1})``
-    sits at position ``offset + sum((start_d + j_d) * gstride_d)``. Today: one core call per
-    contiguous run. TODO(position map, issue 7): one core call with ``pstrides = gstride`` and
-    ``offset + sum(start_d * gstride_d)`` once the core takes a general affine position map.
+    sits at position ``offset + sum((start_d + j_d) * gstride_d)``. Today the core maps contiguous
+    positions only, so:
+
+    - one run (the block spans every axis after its first partial one): one core call;
+    - many short, closely spaced runs: the block is copied into a zeroed buffer laid out as the
+      whole array's span from the block's first to its last element (a strided view with the
+      global strides), the core runs once over the span at ``offset + first``, and the block is
+      read back; the gaps (elements of other blocks) are computed and discarded. Used when this
+      wastes at most ``_GAP_PER_RUN`` elements per run saved (a core call costs about as much as
+      a thousand elements) and the buffer holds at most ``_SPAN_FACTOR`` times the block or
+      ``_SPAN_MIN`` elements;
+    - otherwise one core call per run.
+
+    TODO(position map, issue 7): a core entry taking a general affine position map replaces all
+    three with one call: ``pstrides = gstride``, offset ``offset + sum(start_d * gstride_d)``.
     """
-    length, starts = _runs(shape, location)
+    length, starts, gstride = _runs(shape, location)
+    if _use_span(length, starts, src.size):
+        first = int(starts[0])
+        buf = np.zeros(int(starts[-1]) - first + length, dtype=src.dtype)
+        view = np.lib.stride_tricks.as_strided(buf, shape=src.shape,
+                                               strides=[g * buf.itemsize for g in gstride])
+        view[...] = src
+        _api.dropout_backward(buf, rate, seed=seed, offset=offset + first, inverted=inverted, out=buf)
+        dst[...] = view
+        return
     s2 = src.reshape(len(starts), length)
     d2 = dst.reshape(len(starts), length)
     for r, start in enumerate(starts.tolist()):
