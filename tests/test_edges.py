@@ -385,3 +385,8 @@ def test_signalling_nan_is_silent_in_every_mode(backend, dtype, kind):
     assert _is_nan_bits(y[1::2][keep[1::2]], dtype).all()  # a kept NaN stays NaN
     assert (bits(y)[~keep] == 0).all()  # a dropped one is +0.0
     assert keep[1::2].any()
+
+
+def test_backward_names_grad_in_its_errors(backend):
+    with pytest.raises(TypeError, match=r"^grad must have dtype float16, float32 or float64, got int64"):
+        dropkit.dropout_backward(np.arange(3, dtype=np.int64), 0.5, seed=1, backend=backend)

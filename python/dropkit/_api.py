@@ -19,6 +19,8 @@ _TWO64 = 1 << 64
 # other dtype object (equal or not) takes the general path, which validates it fully.
 _F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 _C_ALIGNED = 0x101  # ndarray.flags.num bits: NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED
+_C_ALIGNED_W = 0x501  # ... | NPY_ARRAY_WRITEABLE
+_FAST_OFFSET_MAX = 1 << 63  # an ndarray has fewer than 2**63 elements: offset + size < 2**64
 
 
 def _kernels(backend: str | None) -> ModuleType:
@@ -77,12 +79,42 @@ def _masked(x: np.ndarray, rate: float, inverted: bool, seed: int, offset: int,
     return _apply(x, threshold(rate), scale, seed, offset, out, kernels)
 
 
-def _check_common(x: Any, rate: Any, seed: Any, offset: Any, out: Any, backend: Any):
+def _fast_train(x: Any, rate: Any, seed: Any, offset: Any, inverted: Any, out: Any,
+                backend: Any) -> np.ndarray | None:
+    """Training forward (or backward) of the common small call, or None if the call is not one.
+
+    The common call: a Python float rate strictly inside (0, 1), Python int seed and offset
+    (offset <= 2**63), an aligned C-contiguous ndarray of a canonical float dtype, ``inverted`` a
+    bool, the core backend, and either no ``out`` or an aligned, writable, C-contiguous ndarray of
+    x's dtype and shape that is x itself or does not overlap it. Each condition implies that the
+    general path's checks pass, so the result is the same bits; on None the caller runs the general
+    path, which gives every error and its message.
+    """
+    if (type(rate) is float and type(seed) is int and type(offset) is int and type(x) is np.ndarray
+            and 0.0 < rate < 1.0 and 0 <= seed < _TWO64 and 0 <= offset <= _FAST_OFFSET_MAX
+            and (inverted is True or inverted is False)
+            and (_runtime._backend == "core" if backend is None else backend == "core")):
+        dt = x.dtype
+        if (dt is _F32 or dt is _F64 or dt is _F16) and x.flags.num & _C_ALIGNED == _C_ALIGNED:
+            if out is None:
+                out = np.empty(x.shape, dt)
+            elif not (type(out) is np.ndarray and out.dtype is dt and out.shape == x.shape
+                      and out.flags.num & _C_ALIGNED_W == _C_ALIGNED_W
+                      and (out is x or not np.may_share_memory(x, out))):
+                return None
+            # Positional: pybind11 parses keywords ~0.5 us slower, which shows on small arrays.
+            _core.bernoulli_apply(x, out, round(rate * _TWO32F), 1.0 / (1.0 - rate) if inverted else 1.0,
+                                  seed, offset, _runtime._threads, _runtime._simd)
+            return out
+    return None
+
+
+def _check_common(x: Any, rate: Any, seed: Any, offset: Any, out: Any, backend: Any, name: str = "x"):
     k = _kernels(backend)  # validated first, even when no kernel will run
     r = _validate.rate(rate)
     s = _validate.uint64(seed, "seed")
     o = _validate.offset(offset)
-    a = _validate.float_array(x, "x")
+    a = _validate.float_array(x, name)
     _validate.span(o, a.size)
     return a, r, s, o, _validate.out_array(out, a), k
 
@@ -155,20 +187,9 @@ def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, out=None, 
     >>> sorted(set(y.tolist())) in ([0.0, 2.0], [2.0], [0.0])
     True
     """
-    # Fast path for the common call (Python float rate strictly inside (0, 1), int seed and offset,
-    # an aligned C-contiguous ndarray of a canonical float dtype, training, no out=, the process
-    # backend being the core). Each condition implies that the general path's check passes, so the
-    # result and the errors are the same; anything else goes the general way below.
-    if (training is True and out is None and backend is None and type(rate) is float
-            and type(seed) is int and type(offset) is int and type(x) is np.ndarray
-            and 0.0 < rate < 1.0 and 0 <= seed < _TWO64 and 0 <= offset < _TWO64
-            and _runtime._backend == "core" and (inverted is True or inverted is False)):
-        dt = x.dtype
-        if ((dt is _F32 or dt is _F64 or dt is _F16) and x.flags.num & _C_ALIGNED == _C_ALIGNED
-                and offset + x.size <= _TWO64):
-            y = np.empty(x.shape, dt)
-            _core.bernoulli_apply(x, y, round(rate * _TWO32F), 1.0 / (1.0 - rate) if inverted else 1.0,
-                                  seed, offset, _runtime._threads, _runtime._simd)
+    if training is True:
+        y = _fast_train(x, rate, seed, offset, inverted, out, backend)
+        if y is not None:
             return y
     a, r, s, o, out, k = _check_common(x, rate, seed, offset, out, backend)
     training = _validate.flag(training, "training")
@@ -208,18 +229,10 @@ def dropout_backward(grad, rate, *, seed, offset=0, inverted=True, out=None, bac
     ValueError, TypeError
         As :func:`dropout`.
     """
-    if (out is None and backend is None and type(rate) is float and type(seed) is int
-            and type(offset) is int and type(grad) is np.ndarray
-            and 0.0 < rate < 1.0 and 0 <= seed < _TWO64 and 0 <= offset < _TWO64
-            and _runtime._backend == "core" and (inverted is True or inverted is False)):
-        dt = grad.dtype  # the fast path of dropout(), which see
-        if ((dt is _F32 or dt is _F64 or dt is _F16) and grad.flags.num & _C_ALIGNED == _C_ALIGNED
-                and offset + grad.size <= _TWO64):
-            y = np.empty(grad.shape, dt)
-            _core.bernoulli_apply(grad, y, round(rate * _TWO32F), 1.0 / (1.0 - rate) if inverted else 1.0,
-                                  seed, offset, _runtime._threads, _runtime._simd)
-            return y
-    a, r, s, o, out, k = _check_common(grad, rate, seed, offset, out, backend)
+    y = _fast_train(grad, rate, seed, offset, inverted, out, backend)
+    if y is not None:
+        return y
+    a, r, s, o, out, k = _check_common(grad, rate, seed, offset, out, backend, "grad")
     inverted = _validate.flag(inverted, "inverted")
     return _masked(a, r, inverted, s, o, out, k)
 
