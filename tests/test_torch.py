@@ -190,6 +190,24 @@ def test_torch_compile_fullgraph_one_graph():
     assert counters["stats"]["unique_graphs"] == 1  # the counter is a buffer: no recompilation
 
 
+def test_torch_compile_inplace_layer():
+    torch._dynamo.reset()
+    lin = torch.nn.Linear(8, 8)
+    model = torch.compile(torch.nn.Sequential(lin, dt.Dropout(0.5, inplace=True, seed=2)),
+                          fullgraph=True, backend="aot_eager")
+    a = torch.randn(3, 8)
+    with torch.no_grad():  # the mutating operator, in place
+        y = model(a)
+        np.testing.assert_array_equal(y.numpy(), dropkit.dropout(lin(a).numpy(), 0.5, seed=2))
+    a = torch.randn(3, 8, requires_grad=True)  # with autograd: copy_ into the input
+    y = model(a)
+    y.sum().backward()
+    h = lin(a).detach().numpy()
+    np.testing.assert_array_equal(y.detach().numpy(), dropkit.dropout(h, 0.5, seed=2, offset=24))
+    dh = dropkit.dropout_backward(np.ones((3, 8), np.float32), 0.5, seed=2, offset=24)
+    np.testing.assert_allclose(a.grad.numpy(), dh @ lin.weight.detach().numpy(), rtol=1e-6)
+
+
 def test_custom_op_passes_opcheck():
     x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
     torch.library.opcheck(torch.ops.dropkit.dropout_apply.default,
