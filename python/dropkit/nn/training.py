@@ -167,7 +167,7 @@ def _progress(verbose, total: int, desc: str):
     if not verbose:
         return None
     try:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
     except ImportError:
         return None
     if not sys.stderr.isatty():
