@@ -42,8 +42,11 @@ from functools import partial
 
 import numpy as np
 
-import dask.array as da
-from dask.base import tokenize
+try:
+    import dask.array as da
+    from dask.base import tokenize
+except ImportError as e:  # pragma: no cover - exercised only without dask
+    raise ImportError("dropkit.dask needs Dask: pip install 'dropkit[dask]'") from e
 
 from . import _api, _runtime, _validate
 

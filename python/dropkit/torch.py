@@ -44,7 +44,10 @@ The core uses :func:`dropkit.get_num_threads` OpenMP threads, independent of
 """
 from __future__ import annotations
 
-import torch  # the real PyTorch (absolute import), not this module
+try:
+    import torch  # the real PyTorch (absolute import), not this module
+except ImportError as e:  # pragma: no cover - exercised only without torch
+    raise ImportError("dropkit.torch needs PyTorch: pip install 'dropkit[torch]'") from e
 
 from . import _api, _validate
 
