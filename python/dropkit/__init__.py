@@ -10,12 +10,39 @@ from ._api import dropout, dropout_backward, dropout_mask, philox4x32_10
 from ._runtime import (available_simd_targets, get_backend, get_num_threads, set_backend,
                        set_num_threads, set_simd_target, simd_target)
 from .layers import Dropout, InvertedDropout
+from .variants import (alpha_dropout, alpha_dropout_backward, concrete_dropout, concrete_dropout_backward,
+                       dropout_nd, dropout_nd_backward, feature_alpha_dropout, feature_alpha_dropout_backward,
+                       gaussian_dropout, gaussian_dropout_backward)
+from .variant_layers import (AdaptiveDropout, AlphaDropout, ConcreteDropout, CurriculumDropout, DropPath,
+                             FeatureAlphaDropout, GaussianDropout, SpatialDropout1D, SpatialDropout2D,
+                             SpatialDropout3D, TemporalDropout)
 from . import reference
 
 __version__: str = _core.__version__
 STREAM_VERSION: int = _core.STREAM_VERSION
 
 __all__ = [
+    "AdaptiveDropout",
+    "AlphaDropout",
+    "ConcreteDropout",
+    "CurriculumDropout",
+    "DropPath",
+    "FeatureAlphaDropout",
+    "GaussianDropout",
+    "SpatialDropout1D",
+    "SpatialDropout2D",
+    "SpatialDropout3D",
+    "TemporalDropout",
+    "alpha_dropout",
+    "alpha_dropout_backward",
+    "concrete_dropout",
+    "concrete_dropout_backward",
+    "dropout_nd",
+    "dropout_nd_backward",
+    "feature_alpha_dropout",
+    "feature_alpha_dropout_backward",
+    "gaussian_dropout",
+    "gaussian_dropout_backward",
     "Dropout",
     "InvertedDropout",
     "STREAM_VERSION",

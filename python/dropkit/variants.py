@@ -1,0 +1,656 @@
+"""The functional API of the dropout variants (docs/rng.md sections 8-15, docs/variants.md).
+
+Broadcast noise (``noise_shape=``), rate arrays, Gaussian, alpha, feature-alpha and concrete
+dropout. Validation and the mode logic live here once; the per-element work goes to a kernel
+with the same name and arguments in ``dropkit._core`` (C++) when the core has one and the
+backend is ``"core"``, else to its NumPy twin in :mod:`dropkit.reference._variants`. Both
+compute the same bits (docs/rng.md). Every function is a pure function of its arguments:
+``(seed, offset)`` name the stream positions, nothing per element is stored for backward.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Callable, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import _api, _core, _runtime, _validate
+from .reference import _variants as _refv
+
+__all__ = [
+    "alpha_dropout",
+    "alpha_dropout_backward",
+    "concrete_dropout",
+    "concrete_dropout_backward",
+    "dropout_nd",
+    "dropout_nd_backward",
+    "feature_alpha_dropout",
+    "feature_alpha_dropout_backward",
+    "gaussian_dropout",
+    "gaussian_dropout_backward",
+    "noise_size",
+]
+
+_TWO32 = 1 << 32
+
+
+# --------------------------------------------------------------------------------------------
+# Plumbing: kernel choice, arrays, positions
+# --------------------------------------------------------------------------------------------
+
+
+def _kernel(name: str, backend: Optional[str]) -> Callable[..., Any]:
+    """``dropkit._core.<name>`` when the backend is "core" and the core has it, else the reference."""
+    if _runtime.backend_name(backend) == "core":
+        f = getattr(_core, name, None)
+        if f is not None:
+            return f
+    return getattr(_refv, name)
+
+
+def _run(name: str, backend: Optional[str], *args: Any) -> Any:
+    """Call kernel ``name`` with ``args`` plus the process-wide thread count and SIMD target."""
+    return _kernel(name, backend)(*args, _runtime.get_num_threads(), _runtime.simd_target())
+
+
+def _buffers(a: np.ndarray, out: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    """(source the kernel reads, destination it writes): C-contiguous and aligned, as in _api.
+
+    A non-contiguous or misaligned ``a`` is copied first; an ``out`` that overlaps ``a`` without
+    being the very same buffer gets a copied source (in place on the same buffer is safe).
+    """
+    src = a if a.flags.c_contiguous else a.copy(order="C")
+    if not src.flags.aligned:
+        src = src.copy()
+    if out is None:
+        return src, np.empty(a.shape, dtype=a.dtype)
+    if out is not src and np.may_share_memory(src, out) and src.ctypes.data != out.ctypes.data:
+        src = src.copy()
+    return src, out
+
+
+def _resolve_noise_shape(shape: Tuple[int, ...], noise_shape: Any) -> Tuple[int, ...]:
+    """``noise_shape`` with None entries replaced by x's sizes (Keras semantics), checked."""
+    if noise_shape is None:
+        return shape
+    if isinstance(noise_shape, (str, bytes)) or not isinstance(noise_shape, Sequence) and not (
+            isinstance(noise_shape, np.ndarray) and noise_shape.ndim == 1):
+        raise TypeError(f"noise_shape must be None or a sequence of integers (or None entries), "
+                        f"got {noise_shape!r}")
+    entries = tuple(noise_shape)
+    _refv.noise_pstrides(shape, entries)  # the one check of section 8.1 (length, 1 or the size)
+    return tuple(s if n is None else int(n) for n, s in zip(entries, shape))
+
+
+def _pstrides(shape: Tuple[int, ...], noise: Tuple[int, ...]) -> Tuple[int, ...]:
+    """Position strides of section 8.1: C-order strides of ``noise``, 0 on its axes of size 1."""
+    return _refv.noise_pstrides(shape, noise)
+
+
+def noise_size(shape: Any, noise_shape: Any = None) -> int:
+    """Number of stream positions one call on an array of ``shape`` uses (docs/rng.md §8.1).
+
+    Parameters
+    ----------
+    shape : int or sequence of int
+        Shape of ``x``.
+    noise_shape : sequence of (int or None), or None
+        As in :func:`dropout_nd`.
+
+    Returns
+    -------
+    int
+        ``prod(noise_shape)`` (``prod(shape)`` without broadcast): how far a layer's position
+        counter advances per training call (§8.3).
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad shape, or a ``noise_shape`` that does not broadcast to it.
+    """
+    return math.prod(_resolve_noise_shape(_validate.shape(shape), noise_shape))
+
+
+def _rate_or_array(rate: Any, shape: Tuple[int, ...]) -> Tuple[float, Optional[np.ndarray]]:
+    """A scalar rate ``(r, None)`` or a rate array ``(nan, array)`` of x's ndim, checked (§9).
+
+    Arrays: real values in [0, 1] (NaN refused), broadcastable to ``shape``; returned as a
+    C-contiguous float64 array with leading axes of size 1 added up to ``len(shape)``.
+    """
+    if not isinstance(rate, (np.ndarray, list, tuple)) or (isinstance(rate, np.ndarray) and rate.ndim == 0):
+        return _validate.rate(rate), None
+    try:
+        arr = np.asarray(rate)
+    except (ValueError, TypeError):
+        raise ValueError(f"rate must be a real number in [0, 1] or an array of them, got {rate!r}") from None
+    if arr.dtype.kind not in "iuf":
+        raise ValueError(f"rate must be a real number in [0, 1] or an array of them, got an array of "
+                         f"dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    try:
+        ok = np.broadcast_shapes(arr.shape, shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"rate of shape {arr.shape} does not broadcast to x's shape {shape}")
+    bad = ~((arr >= 0.0) & (arr <= 1.0))
+    if bad.any():
+        raise ValueError(f"rate must be in [0, 1], got {float(arr[bad].flat[0])!r}")
+    arr = np.ascontiguousarray(arr.reshape((1,) * (len(shape) - arr.ndim) + arr.shape))
+    return math.nan, arr
+
+
+def _check_x(x: Any, seed: Any, offset: Any, out: Any, name: str = "x"):
+    s = _validate.uint64(seed, "seed")
+    o = _validate.offset(offset)
+    a = _validate.float_array(x, name)
+    return a, s, o, _validate.out_array(out, a)
+
+
+def _identity(a: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
+    return _api._identity(a, out)
+
+
+def _noise(a: np.ndarray, noise_shape: Any, o: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    """(resolved noise shape, position strides); the call's positions must stay below 2**64."""
+    ns = _resolve_noise_shape(a.shape, noise_shape)
+    _validate.span(o, math.prod(ns))
+    return ns, _pstrides(a.shape, ns)
+
+
+# --------------------------------------------------------------------------------------------
+# Standard dropout with broadcast noise and rate arrays (sections 8, 9)
+# --------------------------------------------------------------------------------------------
+
+
+def _bernoulli(a: np.ndarray, t: Any, scale: Any, s: int, o: int, ps: Tuple[int, ...],
+               out: Optional[np.ndarray], backend: Optional[str]) -> np.ndarray:
+    """``keep ? x * scale : +0`` with ``keep = u(pos) >= t`` (§4, 8, 9); t, scale scalars or arrays."""
+    src, y = _buffers(a, out)
+    if y.size:
+        if np.ndim(t) or np.ndim(scale):  # rate arrays (section 9)
+            try:
+                _run("bernoulli_apply_nd", backend, src, y, t, scale, s, o, ps)
+            except TypeError:  # a core kernel that takes one threshold per call: the reference
+                _run("bernoulli_apply_nd", "numpy", src, y, t, scale, s, o, ps)
+        else:
+            _run("bernoulli_apply_nd", backend, src, y, t, scale, s, o, ps)
+    return y
+
+
+def _dropout_nd(a, r, rarr, training, inverted, s, o, noise_shape, out, backend):
+    """Validated dropout_nd / dropout_nd_backward (backward = training forward on grad)."""
+    ns, ps = _noise(a, noise_shape, o)
+    if rarr is None:
+        if r == 0.0:
+            return _identity(a, out)
+        if not training or ns == a.shape:
+            # Evaluation needs no noise (classic: x * (1 - rate), or +0 at rate 1; the offset
+            # plays no part, 0 keeps _api's own span check from refusing an offset valid for a
+            # smaller noise), and unbroadcast noise is exactly dropkit.dropout (§8.1).
+            return _api.dropout(a, r, seed=s, offset=o if training else 0, training=training,
+                                inverted=inverted, out=out, backend=backend)
+        scale = 0.0 if r == 1.0 else (1.0 / (1.0 - r) if inverted else 1.0)
+        return _bernoulli(a, _api.threshold(r), scale, s, o, ps, out, backend)
+    if not rarr.any():  # every rate 0: the identity, as for the scalar rate 0
+        return _identity(a, out)
+    ct = np.float64 if a.dtype == np.float64 else np.float32
+    if not training:
+        if inverted:
+            return _identity(a, out)
+        ones = rarr == 1.0  # classic evaluation (§5): x * (1 - rate), everything dropped at rate 1
+        t = np.where(ones, np.uint64(_TWO32), np.uint64(0))
+        scale = np.where(ones, 0.0, 1.0 - rarr).astype(ct)
+        return _bernoulli(a, t, scale, s, 0, ps, out, backend)
+    t = _refv.rate_thresholds(rarr)
+    scale = _refv.rate_scales(rarr, a.dtype) if inverted else np.where(rarr == 1.0, 0.0, 1.0).astype(ct)
+    return _bernoulli(a, t, scale, s, o, ps, out, backend)
+
+
+def dropout_nd(x, rate, *, seed, offset=0, noise_shape=None, training=True, inverted=True, out=None,
+               backend=None):
+    """Dropout with broadcast noise (``noise_shape``) and per-element rates (docs/rng.md §8, §9).
+
+    Parameters
+    ----------
+    x : array_like
+        float16, float32 or float64, any shape, strides and alignment (copied to a contiguous,
+        aligned buffer first when needed; never written unless it is also ``out``).
+    rate : float or array_like of float
+        Drop probability in [0, 1], or an array of them broadcastable to ``x`` (a rate per
+        feature along the last axis, say). Element ``i`` is kept iff ``u(pos(i)) >= t_i``,
+        ``t_i = round(rate_i * 2**32)``, and scaled by its own ``1 / (1 - rate_i)``; a constant
+        array gives exactly the bits of the scalar rate.
+    seed : int
+        In [0, 2**64).
+    offset : int, default 0
+        Position of the first noise element, with ``offset + prod(noise_shape) <= 2**64``.
+    noise_shape : sequence of (int or None), optional
+        Keras semantics: one entry per axis of ``x``, None meaning the axis's size; an entry of 1
+        shares one noise value along that axis. The noise array of this shape occupies the
+        positions ``offset .. offset + prod(noise_shape) - 1`` in C order. None (or ``x.shape``)
+        gives exactly :func:`dropkit.dropout`'s mask.
+    training : bool, default True
+        A real bool. False: inverted dropout returns ``x`` itself; classic returns
+        ``x * (1 - rate)`` (``+0.0`` where the rate is 1).
+    inverted : bool, default True
+        Scale kept elements by ``1 / (1 - rate)`` in training (True), or scale by ``1 - rate`` in
+        evaluation instead (False, classic).
+    out : ndarray, optional
+        Destination with ``x``'s shape and dtype, writable, C-contiguous, aligned; may be ``x``.
+    backend : {None, "core", "numpy"}
+        As in :func:`dropkit.dropout`.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype as ``x``; ``x`` itself in the identity cases (evaluation of inverted
+        dropout, every rate 0) when ``out`` is None.
+
+    Raises
+    ------
+    ValueError
+        A rate outside [0, 1] or NaN, a rate array that does not broadcast to ``x``, a
+        ``noise_shape`` that does not broadcast, seed/offset out of range, a bad ``out``.
+    TypeError
+        A bad dtype, a non-integer seed or offset, a flag that is not a bool.
+
+    Examples
+    --------
+    >>> import numpy as np, dropkit
+    >>> x = np.ones((2, 3, 4), np.float32)
+    >>> y = dropkit.dropout_nd(x, 0.5, seed=1, noise_shape=(None, None, 1))
+    >>> bool((y == y[..., :1]).all())  # one value per (sample, channel)
+    True
+    """
+    _runtime.backend_name(backend)
+    a, s, o, out = _check_x(x, seed, offset, out)
+    r, rarr = _rate_or_array(rate, a.shape)
+    training = _validate.flag(training, "training")
+    inverted = _validate.flag(inverted, "inverted")
+    return _dropout_nd(a, r, rarr, training, inverted, s, o, noise_shape, out, backend)
+
+
+def dropout_nd_backward(grad, rate, *, seed, offset=0, noise_shape=None, inverted=True, out=None,
+                        backend=None):
+    """Gradient of training-mode :func:`dropout_nd`: the same mask and scales applied to ``grad``.
+
+    Parameters
+    ----------
+    grad : array_like
+        Gradient with respect to the forward's output (float16/32/64).
+    rate, seed, offset, noise_shape, inverted, out, backend
+        The forward's values.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype as ``grad``; ``grad`` itself when every rate is 0 and ``out`` is None.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`dropout_nd`.
+    """
+    _runtime.backend_name(backend)
+    a, s, o, out = _check_x(grad, seed, offset, out, "grad")
+    r, rarr = _rate_or_array(rate, a.shape)
+    inverted = _validate.flag(inverted, "inverted")
+    return _dropout_nd(a, r, rarr, True, inverted, s, o, noise_shape, out, backend)
+
+
+# --------------------------------------------------------------------------------------------
+# Gaussian dropout (section 12)
+# --------------------------------------------------------------------------------------------
+
+
+def _gaussian_rate(rate: Any) -> float:
+    r = _validate.rate(rate)
+    if r == 1.0:
+        raise ValueError(f"rate must be in [0, 1) for Gaussian dropout (rate 1 has infinite "
+                         f"variance), got {rate!r}")
+    return r
+
+
+def _gaussian(a, r, s, o, noise_shape, out, backend):
+    ns, ps = _noise(a, noise_shape, o)
+    if r == 0.0:
+        return _identity(a, out)
+    src, y = _buffers(a, out)
+    if y.size:
+        _run("gaussian_apply", backend, src, y, _refv.gaussian_sigma(r), s, o, ps)
+    return y
+
+
+def gaussian_dropout(x, rate, *, seed, offset=0, training=True, noise_shape=None, out=None, backend=None):
+    """Gaussian dropout: ``y = x * (1 + sigma * eps)``, ``sigma = sqrt(rate / (1 - rate))`` (§12).
+
+    ``eps`` are standard normals of the continuous stream (Box-Muller on fixed float32
+    polynomials): the same bits on every backend, thread count and SIMD target. The multiplier
+    ``1 + sigma * eps`` is a binary32 number; the product is one multiplication in the compute type.
+
+    Parameters
+    ----------
+    x : array_like
+        float16, float32 or float64, any shape.
+    rate : float
+        In [0, 1): the drop rate whose Bernoulli variance the noise matches. 1 is refused
+        (infinite variance).
+    seed, offset, training, noise_shape, out, backend
+        As in :func:`dropout_nd` (``noise_shape`` shares one multiplier along axes of size 1).
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype; ``x`` itself in evaluation mode or at rate 0 (no ``out``).
+
+    Raises
+    ------
+    ValueError
+        rate outside [0, 1), a bad noise_shape, seed, offset or out.
+    TypeError
+        A bad dtype, seed, offset or flag.
+
+    Examples
+    --------
+    >>> import numpy as np, dropkit
+    >>> y = dropkit.gaussian_dropout(np.ones(4, np.float32), 0.5, seed=3)
+    >>> y.dtype, y.shape
+    (dtype('float32'), (4,))
+    """
+    _runtime.backend_name(backend)
+    a, s, o, out = _check_x(x, seed, offset, out)
+    r = _gaussian_rate(rate)
+    training = _validate.flag(training, "training")
+    if not training:
+        _noise(a, noise_shape, o)  # validated, unused
+        return _identity(a, out)
+    return _gaussian(a, r, s, o, noise_shape, out, backend)
+
+
+def gaussian_dropout_backward(grad, rate, *, seed, offset=0, noise_shape=None, out=None, backend=None):
+    """Gradient of training-mode :func:`gaussian_dropout`: ``grad * (1 + sigma * eps)``, regenerated.
+
+    Parameters
+    ----------
+    grad : array_like
+        Gradient with respect to the forward's output.
+    rate, seed, offset, noise_shape, out, backend
+        The forward's values.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype as ``grad``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`gaussian_dropout`.
+    """
+    _runtime.backend_name(backend)
+    a, s, o, out = _check_x(grad, seed, offset, out, "grad")
+    r = _gaussian_rate(rate)
+    return _gaussian(a, r, s, o, noise_shape, out, backend)
+
+
+# --------------------------------------------------------------------------------------------
+# Alpha and feature-alpha dropout (section 14)
+# --------------------------------------------------------------------------------------------
+
+
+def _alpha(a, r, s, o, noise_shape, out, backend, backward):
+    ns, ps = _noise(a, noise_shape, o)
+    if r == 0.0:
+        return _identity(a, out)
+    ca, cb, fill = _refv.alpha_constants(r)
+    t = _api.threshold(r)
+    if backward:  # grad * a where kept, +0 where dropped: section 5's apply with scale a (§14)
+        if ns == a.shape:  # the flat kernel of standard dropout (in the core today)
+            return _api._apply(a, t, ca, s, o, out, _api._kernels(backend))
+        return _bernoulli(a, t, ca, s, o, ps, out, backend)
+    src, y = _buffers(a, out)
+    if y.size:
+        _run("alpha_apply", backend, src, y, t, ca, cb, fill, s, o, ps)
+    return y
+
+
+def _feature_noise_shape(shape: Tuple[int, ...], what: str) -> Tuple[int, ...]:
+    """``(N, C, 1, ..., 1)``: one noise value per (sample, channel) of an ``(N, C, ...)`` input."""
+    if len(shape) < 2:
+        raise ValueError(f"{what} needs an input of at least 2 dimensions (batch, channels, ...), "
+                         f"got shape {shape}")
+    return tuple(shape[:2]) + (1,) * (len(shape) - 2)
+
+
+def alpha_dropout(x, rate, *, seed, offset=0, training=True, noise_shape=None, out=None, backend=None):
+    """Alpha dropout (Klambauer et al. 2017, PyTorch semantics): keeps SELU's mean and variance (§14).
+
+    Dropped units take ``alpha' = -1.7580993408473766``; then every unit goes through
+    ``a * (.) + b`` with ``a = ((1 - r)(1 + r alpha'^2))^(-1/2)``, ``b = -a alpha' r``, so a kept
+    unit is ``x * a + b`` and a dropped one ``a * alpha' + b``. The keep bits are those of
+    :func:`dropkit.dropout` for the same ``(seed, positions, rate)``.
+
+    Parameters
+    ----------
+    x : array_like
+        float16, float32 or float64, any shape.
+    rate : float
+        Drop probability in [0, 1]; at 1 every output is ``+0.0``.
+    seed, offset, training, noise_shape, out, backend
+        As in :func:`dropout_nd`.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype; ``x`` itself in evaluation mode or at rate 0 (no ``out``).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`dropout_nd` (scalar rates only).
+    """
+    _runtime.backend_name(backend)
+    a, s, o, out = _check_x(x, seed, offset, out)
+    r = _validate.rate(rate)
+    training = _validate.flag(training, "training")
+    if not training:
+        _noise(a, noise_shape, o)
+        return _identity(a, out)
+    return _alpha(a, r, s, o, noise_shape, out, backend, False)
+
+
+def alpha_dropout_backward(grad, rate, *, seed, offset=0, noise_shape=None, out=None, backend=None):
+    """Gradient of training-mode :func:`alpha_dropout`: ``grad * a`` where kept, ``+0`` where dropped.
+
+    Parameters
+    ----------
+    grad : array_like
+        Gradient with respect to the forward's output.
+    rate, seed, offset, noise_shape, out, backend
+        The forward's values.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype as ``grad``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`alpha_dropout`.
+    """
+    _runtime.backend_name(backend)
+    a, s, o, out = _check_x(grad, seed, offset, out, "grad")
+    r = _validate.rate(rate)
+    return _alpha(a, r, s, o, noise_shape, out, backend, True)
+
+
+def feature_alpha_dropout(x, rate, *, seed, offset=0, training=True, out=None, backend=None):
+    """Feature-alpha dropout: alpha dropout of whole channels, noise shape ``(N, C, 1, ..., 1)`` (§14).
+
+    Parameters
+    ----------
+    x : array_like
+        float16, float32 or float64 with at least 2 dimensions ``(N, C, ...)``.
+    rate, seed, offset, training, out, backend
+        As in :func:`alpha_dropout`; ``N * C`` positions per call.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype; ``x`` itself in evaluation mode or at rate 0 (no ``out``).
+
+    Raises
+    ------
+    ValueError
+        ``x`` with fewer than 2 dimensions; otherwise as :func:`alpha_dropout`.
+    TypeError
+        As :func:`alpha_dropout`.
+    """
+    _runtime.backend_name(backend)
+    a, s, o, out = _check_x(x, seed, offset, out)
+    r = _validate.rate(rate)
+    training = _validate.flag(training, "training")
+    ns = _feature_noise_shape(a.shape, "feature_alpha_dropout")
+    if not training:
+        _noise(a, ns, o)
+        return _identity(a, out)
+    return _alpha(a, r, s, o, ns, out, backend, False)
+
+
+def feature_alpha_dropout_backward(grad, rate, *, seed, offset=0, out=None, backend=None):
+    """Gradient of training-mode :func:`feature_alpha_dropout` (``grad * a`` on kept channels).
+
+    Parameters
+    ----------
+    grad : array_like
+        Gradient with respect to the forward's output, at least 2-D.
+    rate, seed, offset, out, backend
+        The forward's values.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype as ``grad``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`feature_alpha_dropout`.
+    """
+    _runtime.backend_name(backend)
+    a, s, o, out = _check_x(grad, seed, offset, out, "grad")
+    r = _validate.rate(rate)
+    ns = _feature_noise_shape(a.shape, "feature_alpha_dropout_backward")
+    return _alpha(a, r, s, o, ns, out, backend, True)
+
+
+# --------------------------------------------------------------------------------------------
+# Concrete dropout (section 13)
+# --------------------------------------------------------------------------------------------
+
+
+def _concrete_params(logit: Any, temperature: Any) -> Tuple[float, float, float, float]:
+    """``(logit, 1/temperature, 1/(1-p), p)`` in binary64 (§13.1), with the reference's checks."""
+    if isinstance(logit, np.ndarray) and logit.ndim == 0:
+        logit = logit[()]
+    if isinstance(temperature, np.ndarray) and temperature.ndim == 0:
+        temperature = temperature[()]
+    return _refv.concrete_params(logit, temperature)
+
+
+def concrete_dropout(x, logit, *, temperature, seed, offset=0, training=True, out=None, backend=None):
+    """Concrete dropout (Gal, Hron and Kendall 2017): a relaxed, differentiable drop mask (§13).
+
+    With ``p = sigmoid(logit)`` and ``u`` a uniform of the continuous stream,
+    ``z = sigmoid((logit + log u - log(1 - u)) / temperature)`` is the relaxed drop indicator
+    and ``y = x * (1 - z) / (1 - p)``.
+
+    Parameters
+    ----------
+    x : array_like
+        float16, float32 or float64, any shape.
+    logit : float
+        The logit of the drop probability ``p`` (finite, with ``p < 1``); a layer learns it.
+    temperature : float
+        ``> 0`` (with ``1 / temperature`` finite in binary32). Small values approach Bernoulli.
+    seed, offset, training, out, backend
+        As in :func:`dropout_nd`.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype; ``x`` itself in evaluation mode (no ``out``).
+
+    Raises
+    ------
+    ValueError
+        temperature <= 0 or too small, a non-finite logit, ``p`` rounding to 1, bad seed,
+        offset or out.
+    TypeError
+        logit or temperature not a real number, a bad dtype, seed, offset or flag.
+    """
+    _runtime.backend_name(backend)
+    a, s, o, out = _check_x(x, seed, offset, out)
+    lg, inv_t, scale, _p = _concrete_params(logit, temperature)
+    training = _validate.flag(training, "training")
+    _validate.span(o, a.size)
+    if not training:
+        return _identity(a, out)
+    src, y = _buffers(a, out)
+    if y.size:
+        _run("concrete_apply", backend, src, y, lg, inv_t, scale, s, o, _pstrides(a.shape, a.shape))
+    return y
+
+
+def concrete_dropout_backward(grad, x, logit, *, temperature, seed, offset=0, out=None, backend=None):
+    """Gradients of training-mode :func:`concrete_dropout`: ``(dx, dlogit)`` (§13.3).
+
+    ``dx = grad * (1 - z) / (1 - p)`` (the forward applied to ``grad``, regenerated) and
+    ``dlogit = sum(grad * y * (p - z / temperature))``, summed in the fixed order of §15 (the
+    same bits for any thread count).
+
+    Parameters
+    ----------
+    grad : array_like
+        Gradient with respect to the forward's output.
+    x : array_like
+        The forward's input, same shape and dtype as ``grad``.
+    logit, temperature, seed, offset, backend
+        The forward's values.
+    out : ndarray, optional
+        Destination of ``dx`` (``grad``'s shape and dtype, C-contiguous, writable).
+
+    Returns
+    -------
+    dx : ndarray
+        Same shape and dtype as ``grad``.
+    dlogit : float
+        Gradient of the loss with respect to ``logit``.
+
+    Raises
+    ------
+    ValueError
+        ``x`` of another shape than ``grad``; otherwise as :func:`concrete_dropout`.
+    TypeError
+        ``x`` of another dtype than ``grad``; otherwise as :func:`concrete_dropout`.
+    """
+    _runtime.backend_name(backend)
+    g, s, o, out = _check_x(grad, seed, offset, out, "grad")
+    xa = _validate.float_array(x, "x")
+    if xa.shape != g.shape:
+        raise ValueError(f"x must have grad's shape {g.shape}, got {xa.shape}")
+    if xa.dtype != g.dtype:
+        raise TypeError(f"x must have grad's dtype {g.dtype}, got {xa.dtype}")
+    lg, inv_t, scale, p = _concrete_params(logit, temperature)
+    _validate.span(o, g.size)
+    gsrc, dx = _buffers(g, out)
+    xsrc = xa if xa.flags.c_contiguous and xa.flags.aligned else np.array(xa, order="C")
+    if dx.size == 0:
+        return dx, 0.0
+    if xsrc is not dx and np.may_share_memory(xsrc, dx):
+        xsrc = xsrc.copy()
+    _, dlogit = _run("concrete_backward", backend, gsrc, xsrc, dx, lg, inv_t, scale, p, s, o)
+    return dx, float(dlogit)
