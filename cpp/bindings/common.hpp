@@ -40,5 +40,6 @@ inline void require_writable_contiguous(const py::array& a, const char* what) {
 void register_philox(py::module_& m);
 void register_dropout(py::module_& m);
 void register_runtime(py::module_& m);
+void register_variants(py::module_& m);
 
 }  // namespace dropkit::py_bind

@@ -6,4 +6,5 @@ PYBIND11_MODULE(_core, m) {
     dropkit::py_bind::register_runtime(m);
     dropkit::py_bind::register_philox(m);
     dropkit::py_bind::register_dropout(m);
+    dropkit::py_bind::register_variants(m);
 }

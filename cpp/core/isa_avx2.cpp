@@ -30,6 +30,26 @@ struct Isa {
         lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
         hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
     }
+    // float operations (noise.hpp)
+    using F = __m256;
+    static F fset1(float a) { return _mm256_set1_ps(a); }
+    static F fadd(F a, F b) { return _mm256_add_ps(a, b); }
+    static F fsub(F a, F b) { return _mm256_sub_ps(a, b); }
+    static F fmul(F a, F b) { return _mm256_mul_ps(a, b); }
+    static F fdiv(F a, F b) { return _mm256_div_ps(a, b); }
+    static F fsqrt(F a) { return _mm256_sqrt_ps(a); }
+    static F fmin(F a, F b) { return _mm256_min_ps(a, b); }
+    static F fmax(F a, F b) { return _mm256_max_ps(a, b); }
+    static F i2f(V v) { return _mm256_cvtepi32_ps(v); }
+    static V f2i(F f) { return _mm256_cvttps_epi32(f); }
+    static F as_f(V v) { return _mm256_castsi256_ps(v); }
+    static V as_i(F f) { return _mm256_castps_si256(f); }
+    static V sub(V a, V b) { return _mm256_sub_epi32(a, b); }
+    template <int N>
+    static V srli(V v) { return _mm256_srli_epi32(v, N); }
+    template <int N>
+    static V slli(V v) { return _mm256_slli_epi32(v, N); }
+    static void fstore(float* p, F v) { _mm256_storeu_ps(p, v); }
     static bool all_zero(const V (&v)[4]) {
         const V o = _mm256_or_si256(_mm256_or_si256(v[0], v[1]), _mm256_or_si256(v[2], v[3]));
         return _mm256_testz_si256(o, o) != 0;

@@ -34,6 +34,26 @@ struct Isa {
         hi = _mm512_mask_shuffle_epi32(odd, 0x5555, even, _MM_PERM_CDAB);
         lo = _mm512_mask_shuffle_epi32(even, 0xAAAA, odd, _MM_PERM_CDAB);
     }
+    // float operations (noise.hpp)
+    using F = __m512;
+    static F fset1(float a) { return _mm512_set1_ps(a); }
+    static F fadd(F a, F b) { return _mm512_add_ps(a, b); }
+    static F fsub(F a, F b) { return _mm512_sub_ps(a, b); }
+    static F fmul(F a, F b) { return _mm512_mul_ps(a, b); }
+    static F fdiv(F a, F b) { return _mm512_div_ps(a, b); }
+    static F fsqrt(F a) { return _mm512_sqrt_ps(a); }
+    static F fmin(F a, F b) { return _mm512_min_ps(a, b); }
+    static F fmax(F a, F b) { return _mm512_max_ps(a, b); }
+    static F i2f(V v) { return _mm512_cvtepi32_ps(v); }
+    static V f2i(F f) { return _mm512_cvttps_epi32(f); }
+    static F as_f(V v) { return _mm512_castsi512_ps(v); }
+    static V as_i(F f) { return _mm512_castps_si512(f); }
+    static V sub(V a, V b) { return _mm512_sub_epi32(a, b); }
+    template <int N>
+    static V srli(V v) { return _mm512_srli_epi32(v, N); }
+    template <int N>
+    static V slli(V v) { return _mm512_slli_epi32(v, N); }
+    static void fstore(float* p, F v) { _mm512_storeu_ps(p, v); }
     static bool all_zero(const V (&v)[4]) {
         const V o = _mm512_or_si512(_mm512_or_si512(v[0], v[1]), _mm512_or_si512(v[2], v[3]));
         return _mm512_test_epi32_mask(o, o) == 0;

@@ -3,6 +3,8 @@
 #include "core/isa_table.hpp"
 #include "core/skeleton.hpp"
 
+#include <cmath>
+
 namespace dropkit {
 namespace isa_scalar {
 
@@ -26,6 +28,26 @@ struct Isa {
         hi = static_cast<V>(p >> 32);
         lo = static_cast<V>(p);
     }
+    // float operations (noise.hpp)
+    using F = float;
+    static F fset1(float a) { return a; }
+    static F fadd(F a, F b) { return a + b; }
+    static F fsub(F a, F b) { return a - b; }
+    static F fmul(F a, F b) { return a * b; }
+    static F fdiv(F a, F b) { return a / b; }
+    static F fsqrt(F a) { return std::sqrt(a); }
+    static F fmin(F a, F b) { return b < a ? b : a; }
+    static F fmax(F a, F b) { return a < b ? b : a; }
+    static F i2f(V v) { return static_cast<float>(static_cast<std::int32_t>(v)); }
+    static V f2i(F f) { return static_cast<V>(static_cast<std::int32_t>(f)); }
+    static F as_f(V v) { return bits_to_float(v); }
+    static V as_i(F f) { return float_to_bits(f); }
+    static V sub(V a, V b) { return a - b; }
+    template <int N>
+    static V srli(V v) { return v >> N; }
+    template <int N>
+    static V slli(V v) { return v << N; }
+    static void fstore(float* p, F v) { *p = v; }
     static bool all_zero(const V (&v)[4]) { return (v[0] | v[1] | v[2] | v[3]) == 0; }
     template <class T, class S>
     static std::size_t apply(const T*, T*, std::size_t, const std::uint8_t*, unsigned, S, bool) {

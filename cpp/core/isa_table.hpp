@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/kernels.hpp"
+
 namespace dropkit {
 
 struct KernelTable {
@@ -18,6 +20,14 @@ struct KernelTable {
                        std::uint64_t seed, std::uint64_t offset);
     void (*mask_packed)(std::uint8_t* out, std::size_t i0, std::size_t i1, std::uint64_t t,
                         std::uint64_t seed, std::uint64_t offset);
+    void (*continuous_f32)(const float* x, float* y, std::size_t i0, std::size_t i1,
+                           const ContinuousNoise& p, std::uint64_t seed, std::uint64_t offset);
+    void (*continuous_f64)(const double* x, double* y, std::size_t i0, std::size_t i1,
+                           const ContinuousNoise& p, std::uint64_t seed, std::uint64_t offset);
+    void (*continuous_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t i0, std::size_t i1,
+                           const ContinuousNoise& p, std::uint64_t seed, std::uint64_t offset);
+    void (*continuous_noise)(float* out, std::size_t i0, std::size_t i1, const ContinuousNoise& p,
+                             std::uint64_t seed, std::uint64_t offset);
 };
 
 const KernelTable& kernels_scalar();

@@ -46,6 +46,45 @@ std::size_t streaming_threshold_bytes();
 void bernoulli_mask(std::uint8_t* out, std::size_t n, bool packed, std::uint64_t t,
                     std::uint64_t seed, std::uint64_t offset, int threads, Simd simd);
 
+// ---- every variant: one engine (engine.cpp) -------------------------------------------------
+
+// Continuous noise of stream kind 1 (docs/rng.md sections 10-13): a multiplier m(g) per position.
+enum class ContinuousKind : int { gaussian = 0, concrete = 1 };
+struct ContinuousNoise {
+    ContinuousKind kind;
+    float p0, p1, p2;  // gaussian: sigma32; concrete: theta32, inv_t32, scale32
+};
+
+// The noise of a call: Bernoulli keep bits (threshold t) or continuous multipliers.
+struct NoiseSpec {
+    bool continuous;
+    std::uint64_t t;         // Bernoulli
+    ContinuousNoise c;       // continuous
+};
+
+// What an element becomes (docs/rng.md sections 5, 12-14), in the compute type:
+//   scale:    keep ? x * a : +0
+//   affine:   keep ? (x * a) + b : fill
+//   multiply: x * m (continuous noise)
+enum class OpKind : int { scale = 0, affine = 1, multiply = 2 };
+struct OpSpec {
+    OpKind kind;
+    double a, b, fill;  // rounded once to the compute type
+};
+
+// Positions pos(i) = offset + sum_d i_d * pstrides[d] over x's C-order multi-index (section 8).
+// x and y are C-contiguous with `shape`; y may be x. Noise is made at noise size (the distinct
+// positions) and applied with a broadcast; the default map runs the fused kernels.
+void engine_apply(const float* x, float* y, const std::int64_t* shape, const std::uint64_t* pstrides, int ndim,
+                  std::uint64_t offset, const NoiseSpec& noise, const OpSpec& op, std::uint64_t seed,
+                  int threads, Simd simd);
+void engine_apply(const double* x, double* y, const std::int64_t* shape, const std::uint64_t* pstrides, int ndim,
+                  std::uint64_t offset, const NoiseSpec& noise, const OpSpec& op, std::uint64_t seed,
+                  int threads, Simd simd);
+void engine_apply_f16(const std::uint16_t* x, std::uint16_t* y, const std::int64_t* shape,
+                      const std::uint64_t* pstrides, int ndim, std::uint64_t offset, const NoiseSpec& noise,
+                      const OpSpec& op, std::uint64_t seed, int threads, Simd simd);
+
 // OMP_NUM_THREADS, or the number of cores.
 int default_threads();
 

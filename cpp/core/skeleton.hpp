@@ -27,6 +27,7 @@
 #include "core/isa_table.hpp"
 #include "core/philox.hpp"
 #include "core/stream.hpp"
+#include "core/kernels.hpp"
 
 #ifndef DROPKIT_ISA_NS
 #error "define DROPKIT_ISA_NS before including skeleton.hpp"
@@ -188,9 +189,21 @@ inline std::uint16_t mul_keep(std::uint16_t x, float s, bool keep) {
 
 // Walk elements [i0, i1) of an array whose element i sits at position offset + i, one tile at a
 // time, handing each tile's keep bits to sink(i, count, words, bit0).
-template <class Isa, class Sink>
+// Streaming (out-of-cache) apply prefetches each tile's input before making its keep bits when
+// the rate needs at least this many planes (docs/rng.md section 4).
+#ifndef DROPKIT_PREFETCH_MIN_PLANES
+#define DROPKIT_PREFETCH_MIN_PLANES 2
+#endif
+inline constexpr int kPrefetchMinPlanes = DROPKIT_PREFETCH_MIN_PLANES;
+
+// before(i, count), if given, runs before each tile's keep bits are made (apply_range prefetches
+// the tile's input there, so that memory works while the Philox rounds compute).
+struct NoBefore {
+    void operator()(std::size_t, std::size_t) const {}
+};
+template <class Isa, class Sink, class Before = NoBefore>
 inline void walk(std::size_t i0, std::size_t i1, std::uint64_t offset, std::uint64_t seed,
-                 std::uint64_t t, Sink&& sink) {
+                 std::uint64_t t, Sink&& sink, Before&& before = Before{}) {
     constexpr std::uint64_t kTile = kBlockSize * Isa::W;
     // +2 words: SIMD sinks may read a few bytes past the last bit they use.
     alignas(64) std::uint32_t words[4 * Isa::W + 2] = {};
@@ -200,6 +213,7 @@ inline void walk(std::size_t i0, std::size_t i1, std::uint64_t offset, std::uint
         const std::uint64_t in_tile = g % kTile;
         const std::uint64_t left = kTile - in_tile;
         const std::size_t count = (i1 - i < left) ? i1 - i : static_cast<std::size_t>(left);
+        before(i, count);
         keep_words<Isa>(seed, (g - in_tile) >> kBlockBits, t, words);
         sink(i, count, words, static_cast<unsigned>(in_tile));
         i += count;
@@ -211,11 +225,21 @@ inline void walk(std::size_t i0, std::size_t i1, std::uint64_t offset, std::uint
 template <class Isa, class T, class S>
 void apply_range(const T* x, T* y, std::size_t i0, std::size_t i1, std::uint64_t t, S s,
                  std::uint64_t seed, std::uint64_t offset, bool nt) {
+    const bool prefetch = nt && planes_needed(t) >= kPrefetchMinPlanes;
     walk<Isa>(i0, i1, offset, seed, t,
               [&](std::size_t i, std::size_t count, const std::uint32_t* words, unsigned bit0) {
                   const auto* bytes = reinterpret_cast<const std::uint8_t*>(words);
                   std::size_t e = Isa::apply(x + i, y + i, count, bytes, bit0, s, nt);
                   for (; e < count; ++e) y[i + e] = mul_keep(x[i + e], s, keep_bit(words, bit0 + e));
+              },
+              [&](std::size_t i, std::size_t count) {
+                  // Out of cache with many planes per tile: ask for the tile's input now, so that
+                  // its cache lines arrive while the planes are computed (the hardware prefetcher
+                  // alone stalls with the loads).
+                  if (!prefetch) return;
+                  const char* p = reinterpret_cast<const char*>(x + i);
+                  const char* end = reinterpret_cast<const char*>(x + i + count);
+                  for (; p < end; p += 64) __builtin_prefetch(p, 0, 3);
               });
     if (nt) Isa::fence();  // order the streaming stores before anything that follows
 }
@@ -251,6 +275,113 @@ void mask_packed_range(std::uint8_t* out, std::size_t i0, std::size_t i1, std::u
     if (i1 & 7) out[i1 >> 3] = static_cast<std::uint8_t>(acc << (8 - (i1 & 7)));
 }
 
+}  // namespace DROPKIT_ISA_NS
+}  // namespace dropkit
+#include "core/noise.hpp"
+namespace dropkit {
+namespace DROPKIT_ISA_NS {
+
+// ---- continuous noise (stream kind 1, docs/rng.md sections 10-13) ---------------------------
+
+// Multipliers of positions 4*q0 .. 4*q0 + 4*W*G - 1, in position order: W*G Philox calls with
+// counters (q, q >> 32, 0, 1), G chains interleaved, each call's four words giving the noise of
+// its four positions (noise.hpp).
+template <class Isa, class NoiseFn>
+inline void continuous_tile(std::uint64_t seed, std::uint64_t q0, const NoiseFn& noise, float* m) {
+    constexpr int W = Isa::W;
+    constexpr int G = Isa::G;
+    using V = typename Isa::V;
+    using F = typename Isa::F;
+    alignas(64) std::uint32_t c0[G][W], c1[G][W];
+    for (int i = 0; i < G; ++i)
+        for (int l = 0; l < W; ++l) {
+            const std::uint64_t q = q0 + static_cast<std::uint64_t>(i * W + l);
+            c0[i][l] = static_cast<std::uint32_t>(q);
+            c1[i][l] = static_cast<std::uint32_t>(q >> 32);
+        }
+    V a[G], b[G], c[G], d[G];
+    for (int i = 0; i < G; ++i) {
+        a[i] = Isa::load(c0[i]);
+        b[i] = Isa::load(c1[i]);
+        c[i] = Isa::zero();  // draw index 0
+        d[i] = Isa::set1(kStreamContinuous);
+    }
+    philox_rounds<Isa, G>(a, b, c, d, Isa::set1(static_cast<std::uint32_t>(seed)),
+                          Isa::set1(static_cast<std::uint32_t>(seed >> 32)));
+    alignas(64) float tmp[4][W];
+    for (int i = 0; i < G; ++i) {
+        const V x[4] = {a[i], b[i], c[i], d[i]};
+        F out[4];
+        noise.template operator()<Isa>(x, out);
+        for (int j = 0; j < 4; ++j) Isa::fstore(tmp[j], out[j]);
+        float* mi = m + 4 * W * i;
+        for (int l = 0; l < W; ++l)
+            for (int j = 0; j < 4; ++j) mi[4 * l + j] = tmp[j][l];
+    }
+}
+
+// Walk elements [i0, i1) at positions offset + i, one tile of 4*W*G positions at a time, handing
+// each tile's multipliers to sink(i, count, m) (m[e] belongs to element i + e).
+template <class Isa, class NoiseFn, class Sink>
+inline void walk_continuous(std::size_t i0, std::size_t i1, std::uint64_t offset, std::uint64_t seed,
+                            const NoiseFn& noise, Sink&& sink) {
+    constexpr std::uint64_t kTile = 4 * Isa::W * Isa::G;
+    alignas(64) float m[kTile];
+    std::size_t i = i0;
+    while (i < i1) {
+        const std::uint64_t g = offset + i;
+        const std::uint64_t in_tile = g % kTile;
+        const std::uint64_t left = kTile - in_tile;
+        const std::size_t count = (i1 - i < left) ? i1 - i : static_cast<std::size_t>(left);
+        continuous_tile<Isa>(seed, (g - in_tile) / 4, noise, m);
+        sink(i, count, m + in_tile);
+        i += count;
+    }
+}
+
+// y = x * m in the compute type (binary32; binary64 for double, m widened exactly).
+inline float mul_m(float x, float m) { return x * m; }
+inline double mul_m(double x, float m) { return x * static_cast<double>(m); }
+inline std::uint16_t mul_m(std::uint16_t x, float m) { return float_to_half(half_to_float(x) * m); }
+
+template <class NoiseFn>
+inline NoiseFn make_noise(const ContinuousNoise& p);
+template <>
+inline GaussianNoise make_noise<GaussianNoise>(const ContinuousNoise& p) { return GaussianNoise{p.p0}; }
+template <>
+inline ConcreteNoise make_noise<ConcreteNoise>(const ContinuousNoise& p) { return ConcreteNoise{p.p0, p.p1, p.p2}; }
+
+template <class Isa, class T, class NoiseFn>
+inline void continuous_apply_as(const T* x, T* y, std::size_t i0, std::size_t i1, const NoiseFn& noise,
+                                std::uint64_t seed, std::uint64_t offset) {
+    walk_continuous<Isa>(i0, i1, offset, seed, noise, [&](std::size_t i, std::size_t count, const float* m) {
+        for (std::size_t e = 0; e < count; ++e) y[i + e] = mul_m(x[i + e], m[e]);
+    });
+}
+
+// y[i] = x[i] * m(offset + i) for the continuous noise p.
+template <class Isa, class T>
+void continuous_apply_range(const T* x, T* y, std::size_t i0, std::size_t i1, const ContinuousNoise& p,
+                            std::uint64_t seed, std::uint64_t offset) {
+    if (p.kind == ContinuousKind::gaussian)
+        continuous_apply_as<Isa>(x, y, i0, i1, make_noise<GaussianNoise>(p), seed, offset);
+    else
+        continuous_apply_as<Isa>(x, y, i0, i1, make_noise<ConcreteNoise>(p), seed, offset);
+}
+
+// out[i] = m(offset + i): the multipliers alone (broadcast noise is made at noise size first).
+template <class Isa>
+void continuous_noise_range(float* out, std::size_t i0, std::size_t i1, const ContinuousNoise& p,
+                            std::uint64_t seed, std::uint64_t offset) {
+    auto copy = [&](std::size_t i, std::size_t count, const float* m) {
+        std::memcpy(out + i, m, count * sizeof(float));
+    };
+    if (p.kind == ContinuousKind::gaussian)
+        walk_continuous<Isa>(i0, i1, offset, seed, make_noise<GaussianNoise>(p), copy);
+    else
+        walk_continuous<Isa>(i0, i1, offset, seed, make_noise<ConcreteNoise>(p), copy);
+}
+
 template <class Isa>
 KernelTable make_table(const char* name) {
     return KernelTable{name,
@@ -259,7 +390,11 @@ KernelTable make_table(const char* name) {
                        &apply_range<Isa, double, double>,
                        &apply_range<Isa, std::uint16_t, float>,
                        &mask_bytes_range<Isa>,
-                       &mask_packed_range<Isa>};
+                       &mask_packed_range<Isa>,
+                       &continuous_apply_range<Isa, float>,
+                       &continuous_apply_range<Isa, double>,
+                       &continuous_apply_range<Isa, std::uint16_t>,
+                       &continuous_noise_range<Isa>};
 }
 
 }  // namespace DROPKIT_ISA_NS

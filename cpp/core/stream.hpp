@@ -13,6 +13,8 @@ inline constexpr std::uint64_t kBlockSize = std::uint64_t{1} << kBlockBits;
 inline constexpr int kPlanes = 32;  // u(g) has 32 bits, plane 0 the most significant
 // Fourth counter word: the kind of stream. 0 = Bernoulli bit planes.
 inline constexpr std::uint32_t kStreamBernoulli = 0;
+// 1 = the continuous stream: 32-bit words, four positions per Philox call (docs/rng.md section 10).
+inline constexpr std::uint32_t kStreamContinuous = 1;
 
 // t = round(rate * 2^32) lies in [0, 2^32]; an element is kept iff u(g) >= t.
 inline constexpr std::uint64_t kThresholdMax = std::uint64_t{1} << 32;

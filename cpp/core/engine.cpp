@@ -1,0 +1,258 @@
+// The one engine behind every dropout variant (kernels.hpp): a noise source (Bernoulli keep bits
+// or continuous multipliers, made by the SIMD targets' skeleton), a position map (docs/rng.md
+// section 8) and an apply operation (scale, affine fill or multiply).
+//
+// The default map (positions offset + i) runs chunk by chunk: each chunk's noise is made into a
+// small buffer and applied at once (standard dropout with a scale keeps its own fused kernel).
+// Other maps (broadcast noise, blocks of a larger array) make the noise at noise size, over the
+// range of positions the call touches, and apply it with a broadcast, run by run.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/driver.hpp"
+#include "core/half.hpp"
+
+namespace dropkit {
+namespace {
+
+using detail::parallel_chunks;
+using detail::table;
+
+// ---- apply operations, in the compute type --------------------------------------------------
+
+template <class CT>
+struct Op {
+    OpKind kind;
+    CT a, b, fill;
+    explicit Op(const OpSpec& s)
+        : kind(s.kind), a(static_cast<CT>(s.a)), b(static_cast<CT>(s.b)), fill(static_cast<CT>(s.fill)) {}
+};
+
+// Element type T <-> compute type.
+template <class T>
+struct Compute {
+    using CT = T;
+    static CT in(T v) { return v; }
+    static T out(CT v) { return v; }
+};
+template <>
+struct Compute<std::uint16_t> {
+    using CT = float;
+    static float in(std::uint16_t v) { return half_to_float(v); }
+    static std::uint16_t out(float v) { return float_to_half(v); }
+};
+
+// Branch-free select of a computed value or a fill (a random mask would mispredict branches):
+// the bit pattern of `v` where keep, of `fill` elsewhere, so a dropped NaN still becomes `fill`.
+inline float pick(bool keep, float v, float fill) {
+    const std::uint32_t m = 0u - static_cast<std::uint32_t>(keep);
+    return bits_to_float((float_to_bits(v) & m) | (float_to_bits(fill) & ~m));
+}
+inline double pick(bool keep, double v, double fill) {
+    const std::uint64_t m = 0ull - static_cast<std::uint64_t>(keep);
+    std::uint64_t a, b;
+    std::memcpy(&a, &v, sizeof a);
+    std::memcpy(&b, &fill, sizeof b);
+    a = (a & m) | (b & ~m);
+    double r;
+    std::memcpy(&r, &a, sizeof r);
+    return r;
+}
+
+// y[j] = op(x[j], noise value j * step): keep bytes or multipliers; step 1 along a run of
+// positions, or another stride (0 is apply_const's).
+template <class T>
+void apply_run(const T* x0, T* y0, std::size_t len, const Op<typename Compute<T>::CT>& op,
+               const std::uint8_t* keep, const float* mult, std::uint64_t step) {
+    using C = Compute<T>;
+    using CT = typename C::CT;
+    const CT a = op.a, b = op.b, fill = op.fill, zero = CT(0);
+    const T* x = x0;  // x may be y (in place): element j is read before it is written
+    T* y = y0;
+    const std::size_t st = static_cast<std::size_t>(step);
+    switch (op.kind) {
+        case OpKind::scale:
+            for (std::size_t j = 0; j < len; ++j) y[j] = C::out(pick(keep[j * st] != 0, C::in(x[j]) * a, zero));
+            break;
+        case OpKind::affine:
+            for (std::size_t j = 0; j < len; ++j) y[j] = C::out(pick(keep[j * st] != 0, (C::in(x[j]) * a) + b, fill));
+            break;
+        case OpKind::multiply:
+            for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) * static_cast<CT>(mult[j * st]));
+            break;
+    }
+}
+
+// A broadcast run (one noise value for the whole run): the constant forms.
+template <class T>
+void apply_const(const T* x, T* y, std::size_t len, const Op<typename Compute<T>::CT>& op, bool keep, float mult) {
+    using C = Compute<T>;
+    using CT = typename C::CT;
+    const CT a = op.a, b = op.b, fill = op.fill;
+    if (op.kind == OpKind::multiply) {
+        const CT m = static_cast<CT>(mult);
+        for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) * m);
+    } else if (!keep) {
+        const T f = C::out(op.kind == OpKind::scale ? CT(0) : fill);
+        for (std::size_t j = 0; j < len; ++j) y[j] = f;
+    } else if (op.kind == OpKind::scale) {
+        for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) * a);
+    } else {
+        for (std::size_t j = 0; j < len; ++j) y[j] = C::out((C::in(x[j]) * a) + b);
+    }
+}
+
+// Noise of positions p0 .. p0 + n - 1 on one thread: keep bytes or multipliers.
+void make_noise(const KernelTable& k, const NoiseSpec& noise, std::uint64_t seed, std::uint64_t p0, std::size_t n,
+                std::uint8_t* keep, float* mult) {
+    if (noise.continuous)
+        k.continuous_noise(mult, 0, n, noise.c, seed, p0);
+    else
+        k.mask_bytes(keep, 0, n, noise.t, seed, p0);
+}
+
+inline void continuous_fused(const KernelTable& k, const float* x, float* y, std::size_t i0, std::size_t i1,
+                             const ContinuousNoise& c, std::uint64_t seed, std::uint64_t offset) {
+    k.continuous_f32(x, y, i0, i1, c, seed, offset);
+}
+inline void continuous_fused(const KernelTable& k, const double* x, double* y, std::size_t i0, std::size_t i1,
+                             const ContinuousNoise& c, std::uint64_t seed, std::uint64_t offset) {
+    k.continuous_f64(x, y, i0, i1, c, seed, offset);
+}
+inline void continuous_fused(const KernelTable& k, const std::uint16_t* x, std::uint16_t* y, std::size_t i0,
+                             std::size_t i1, const ContinuousNoise& c, std::uint64_t seed, std::uint64_t offset) {
+    k.continuous_f16(x, y, i0, i1, c, seed, offset);
+}
+
+// The map with axes of size 1 dropped and neighbours merged where positions run on.
+struct Map {
+    std::vector<std::int64_t> shape;
+    std::vector<std::uint64_t> ps;
+    std::size_t n = 1;
+};
+
+Map collapse(const std::int64_t* shape, const std::uint64_t* pstrides, int ndim) {
+    Map m;
+    for (int d = 0; d < ndim; ++d) m.n *= static_cast<std::size_t>(shape[d]);
+    for (int d = ndim - 1; d >= 0; --d) {
+        if (shape[d] == 1) continue;
+        if (!m.shape.empty() && pstrides[d] == m.ps.front() * static_cast<std::uint64_t>(m.shape.front())) {
+            m.shape.front() *= shape[d];  // this axis continues the (merged) inner one
+            continue;
+        }
+        m.shape.insert(m.shape.begin(), shape[d]);
+        m.ps.insert(m.ps.begin(), pstrides[d]);
+    }
+    return m;
+}
+
+template <class T>
+void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t* pstrides, int ndim,
+                std::uint64_t offset, const NoiseSpec& noise, const OpSpec& spec, std::uint64_t seed, int threads,
+                Simd simd) {
+    const KernelTable& k = table(simd);
+    const Op<typename Compute<T>::CT> op(spec);
+    const Map m = collapse(shape, pstrides, ndim);
+    if (m.n == 0) return;
+    const bool default_map = m.shape.empty() || (m.shape.size() == 1 && m.ps[0] == 1);
+
+    if (default_map && noise.continuous && op.kind == OpKind::multiply) {  // fused: noise made and used per tile
+        parallel_chunks(m.n, offset, threads, false, [&](std::size_t i0, std::size_t i1) {
+            continuous_fused(k, x, y, i0, i1, noise.c, seed, offset);
+        });
+        return;
+    }
+    if (default_map) {  // positions offset + i: noise per chunk into a buffer, then apply
+        parallel_chunks(m.n, offset, threads, false, [&](std::size_t i0, std::size_t i1) {
+            std::vector<std::uint8_t> keep(noise.continuous ? 0 : kChunk);
+            std::vector<float> mult(noise.continuous ? kChunk : 0);
+            for (std::size_t i = i0; i < i1; i += kChunk) {
+                const std::size_t len = std::min(kChunk, i1 - i);
+                make_noise(k, noise, seed, offset + i, len, keep.data(), mult.data());
+                apply_run(x + i, y + i, len, op, keep.data(), mult.data(), 1);
+            }
+        });
+        return;
+    }
+
+    // Runs along the innermost (merged) axis; their positions base(r) + j * step.
+    const std::size_t len = static_cast<std::size_t>(m.shape.back());
+    const std::uint64_t step = m.ps.back();
+    const std::size_t runs = m.n / len;
+    const int outer = static_cast<int>(m.shape.size()) - 1;
+    std::uint64_t span = 0;  // last position - offset
+    for (std::size_t d = 0; d < m.shape.size(); ++d) span += static_cast<std::uint64_t>(m.shape[d] - 1) * m.ps[d];
+    auto base_of = [&](std::size_t r) {
+        std::uint64_t p = 0;
+        for (int d = outer - 1; d >= 0; --d) {
+            const auto sd = static_cast<std::size_t>(m.shape[static_cast<std::size_t>(d)]);
+            p += static_cast<std::uint64_t>(r % sd) * m.ps[static_cast<std::size_t>(d)];
+            r /= sd;
+        }
+        return p;
+    };
+
+    // Runs per parallel chunk: about kChunk elements each.
+    const std::size_t runs_per = std::max<std::size_t>(1, kChunk / len);
+    const std::size_t nchunks = (runs + runs_per - 1) / runs_per;
+    if (span < m.n) {  // dense: make the noise of every position once, at noise size
+        const std::size_t npos = static_cast<std::size_t>(span) + 1;
+        std::vector<std::uint8_t> keep(noise.continuous ? 0 : npos);
+        std::vector<float> mult(noise.continuous ? npos : 0);
+        parallel_chunks(npos, offset, threads, false, [&](std::size_t i0, std::size_t i1) {
+            make_noise(k, noise, seed, offset + i0, i1 - i0, keep.data() + (keep.empty() ? 0 : i0),
+                       mult.data() + (mult.empty() ? 0 : i0));
+        });
+        parallel_chunks(nchunks * kChunk, 0, threads, true, [&](std::size_t c0, std::size_t c1) {
+            for (std::size_t c = c0 / kChunk; c < (c1 + kChunk - 1) / kChunk; ++c) {
+                const std::size_t r1 = std::min(runs, (c + 1) * runs_per);
+                for (std::size_t r = c * runs_per; r < r1; ++r) {
+                    const std::size_t b = static_cast<std::size_t>(base_of(r));
+                    const T* xr = x + r * len;
+                    T* yr = y + r * len;
+                    if (step == 0)
+                        apply_const(xr, yr, len, op, noise.continuous ? true : keep[b] != 0,
+                                    noise.continuous ? mult[b] : 0.0f);
+                    else
+                        apply_run(xr, yr, len, op, keep.empty() ? nullptr : keep.data() + b,
+                                  mult.empty() ? nullptr : mult.data() + b, step);
+                }
+            }
+        });
+        return;
+    }
+    // Sparse (a block of a larger array): each run makes its own noise.
+    parallel_chunks(nchunks * kChunk, 0, threads, true, [&](std::size_t c0, std::size_t c1) {
+        const std::size_t n_noise = step == 0 ? 1 : (len - 1) * static_cast<std::size_t>(step) + 1;
+        std::vector<std::uint8_t> keep(noise.continuous ? 0 : n_noise);
+        std::vector<float> mult(noise.continuous ? n_noise : 0);
+        for (std::size_t c = c0 / kChunk; c < (c1 + kChunk - 1) / kChunk; ++c) {
+            const std::size_t r1 = std::min(runs, (c + 1) * runs_per);
+            for (std::size_t r = c * runs_per; r < r1; ++r) {
+                make_noise(k, noise, seed, offset + base_of(r), n_noise, keep.data(), mult.data());
+                apply_run(x + r * len, y + r * len, len, op, keep.data(), mult.data(), step);
+            }
+        }
+    });
+}
+
+}  // namespace
+
+void engine_apply(const float* x, float* y, const std::int64_t* shape, const std::uint64_t* pstrides, int ndim,
+                  std::uint64_t offset, const NoiseSpec& noise, const OpSpec& op, std::uint64_t seed, int threads,
+                  Simd simd) {
+    run_engine(x, y, shape, pstrides, ndim, offset, noise, op, seed, threads, simd);
+}
+void engine_apply(const double* x, double* y, const std::int64_t* shape, const std::uint64_t* pstrides, int ndim,
+                  std::uint64_t offset, const NoiseSpec& noise, const OpSpec& op, std::uint64_t seed, int threads,
+                  Simd simd) {
+    run_engine(x, y, shape, pstrides, ndim, offset, noise, op, seed, threads, simd);
+}
+void engine_apply_f16(const std::uint16_t* x, std::uint16_t* y, const std::int64_t* shape,
+                      const std::uint64_t* pstrides, int ndim, std::uint64_t offset, const NoiseSpec& noise,
+                      const OpSpec& op, std::uint64_t seed, int threads, Simd simd) {
+    run_engine(x, y, shape, pstrides, ndim, offset, noise, op, seed, threads, simd);
+}
+
+}  // namespace dropkit

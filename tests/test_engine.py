@@ -1,0 +1,119 @@
+"""The C++ engine of the variants (cpp/core/engine.cpp) against its NumPy twins in
+dropkit.reference._variants, bit for bit: every SIMD target, dtype, thread count, position map
+(default, broadcast noise_shape, a block of a larger array) and offset; in place; bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dropkit
+from dropkit import _core
+from dropkit.reference import _variants as R
+
+TARGETS = dropkit.available_simd_targets()
+DTYPES = (np.float16, np.float32, np.float64)
+# (shape, noise_shape): None = the default map
+MAPS = [
+    ((1000,), None),
+    ((70_001,), None),  # several thread chunks, a ragged end
+    ((3, 5, 7, 11), (3, 5, 1, 1)),  # spatial, channels first
+    ((4, 9, 33), (4, 1, 33)),  # temporal: one mask for all time steps
+    ((2, 3, 4), (1, 3, 1)),
+    ((64, 1100), (64, 1)),  # DropPath-like: one value per sample, long runs
+    ((0, 5), (1, 5)),
+    ((), None),
+]
+RATE = 0.3
+T = round(RATE * 2**32)
+
+
+def _kernels():
+    lg, it, sc, _p = R.concrete_params(0.3, 0.1)
+    a, b, fill = R.alpha_constants(RATE)
+    return {
+        "gaussian": (lambda k, x, y, off, ps, th, simd: k.gaussian_apply(x, y, 0.7, 99, off, ps, th, simd)),
+        "concrete": (lambda k, x, y, off, ps, th, simd: k.concrete_apply(x, y, lg, it, sc, 99, off, ps, th, simd)),
+        "alpha": (lambda k, x, y, off, ps, th, simd: k.alpha_apply(x, y, T, a, b, fill, 99, off, ps, th, simd)),
+        "bernoulli": (lambda k, x, y, off, ps, th, simd: k.bernoulli_apply_nd(x, y, T, 1 / 0.7, 99, off, ps, th, simd)),
+    }
+
+
+KERNELS = _kernels()
+
+
+def _x(shape, dtype, seed=0):
+    x = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    if x.size > 3:  # specials: the kernels must pass them through exactly as the reference does
+        x.reshape(-1)[:4] = [np.nan, np.inf, -0.0, -np.inf]
+    return x
+
+
+def _same(a, b):
+    assert a.dtype == b.dtype and a.shape == b.shape
+    assert np.array_equal(a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8))
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("shape,noise_shape", MAPS, ids=str)
+def test_core_equals_reference(name, dtype, shape, noise_shape):
+    x = _x(shape, dtype)
+    ps = None if noise_shape is None else R.noise_pstrides(shape, noise_shape)
+    run = KERNELS[name]
+    for off in (0, 3, 2**40 + 5):
+        want = run(R, x, np.empty_like(x), off, ps, 1, "")
+        for simd in TARGETS:
+            for threads in (1, 2, 3):
+                _same(run(_core, x, np.empty_like(x), off, ps, threads, simd), want)
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_block_of_a_larger_array(name):
+    """A block with the global strides and its corner's offset gives the slice of the whole call."""
+    g = _x((37, 300), np.float32, seed=3)
+    run = KERNELS[name]
+    whole = run(_core, g, np.empty_like(g), 11, None, 2, "")
+    blk = np.ascontiguousarray(g[5:20, 100:260])
+    ps = R.block_pstrides(g.shape)
+    part = run(_core, blk, np.empty_like(blk), 11 + 5 * 300 + 100, ps, 2, "")
+    _same(part, whole[5:20, 100:260])
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_in_place(name):
+    x = _x((5, 6, 700), np.float32)
+    ps = R.noise_pstrides(x.shape, (5, 6, 1))
+    run = KERNELS[name]
+    want = run(_core, x, np.empty_like(x), 0, ps, 2, "")
+    y = x.copy()
+    run(_core, y, y, 0, ps, 2, "")
+    _same(y, want)
+
+
+def test_noise_shape_equal_to_shape_is_standard_dropout():
+    x = _x((8, 1000), np.float32)
+    std = dropkit.dropout(x, RATE, seed=99, offset=7)
+    y = _core.bernoulli_apply_nd(x, np.empty_like(x), T, 1 / (1 - RATE), 99, 7, R.noise_pstrides(x.shape, x.shape), 2, "")
+    _same(y, std)
+
+
+def test_errors_name_the_problem():
+    x = np.ones((4, 5), np.float32)
+    with pytest.raises(ValueError, match="pstrides"):
+        _core.gaussian_apply(x, np.empty_like(x), 0.5, 1, 0, (1,), 1, "")
+    with pytest.raises(ValueError, match="2\\*\\*64"):
+        _core.gaussian_apply(x, np.empty_like(x), 0.5, 1, 2**64 - 3, None, 1, "")
+    with pytest.raises(TypeError, match="dtype"):
+        _core.alpha_apply(x, np.empty(x.shape, np.float64), T, 1.0, 0.0, 0.0, 1, 0, None, 1, "")
+    with pytest.raises(ValueError, match="shape"):
+        _core.bernoulli_apply_nd(x, np.empty((5, 4), np.float32), T, 2.0, 1, 0, None, 1, "")
+    with pytest.raises(TypeError, match="rate arrays"):
+        _core.bernoulli_apply_nd(x, np.empty_like(x), np.full(5, T), 2.0, 1, 0, None, 1, "")
+    with pytest.raises(ValueError, match="threshold"):
+        _core.alpha_apply(x, np.empty_like(x), 2**32 + 1, 1.0, 0.0, 0.0, 1, 0, None, 1, "")
+    with pytest.raises(ValueError, match="sigma"):
+        _core.gaussian_apply(x, np.empty_like(x), float("nan"), 1, 0, None, 1, "")
+    buf = np.zeros(4 * 20 + 1, np.uint8)
+    mis = buf[1:].view(np.float32).reshape(4, 5)
+    with pytest.raises(ValueError, match="aligned"):
+        _core.gaussian_apply(x, mis, 0.5, 1, 0, None, 1, "")
