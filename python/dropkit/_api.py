@@ -79,16 +79,18 @@ def _masked(x: np.ndarray, rate: float, inverted: bool, seed: int, offset: int,
     return _apply(x, threshold(rate), scale, seed, offset, out, kernels)
 
 
-def _fast_train(x: Any, rate: Any, seed: Any, offset: Any, inverted: Any, out: Any,
-                backend: Any) -> np.ndarray | None:
-    """Training forward (or backward) of the common small call, or None if the call is not one.
+def _fast(x: Any, rate: Any, seed: Any, offset: Any, training: bool, inverted: Any, out: Any,
+          backend: Any) -> np.ndarray | None:
+    """The common small call through the core kernel, or None if the call is not one.
 
-    The common call: a Python float rate strictly inside (0, 1), Python int seed and offset
-    (offset <= 2**63), an aligned C-contiguous ndarray of a canonical float dtype, ``inverted`` a
-    bool, the core backend, and either no ``out`` or an aligned, writable, C-contiguous ndarray of
-    x's dtype and shape that is x itself or does not overlap it. Each condition implies that the
-    general path's checks pass, so the result is the same bits; on None the caller runs the general
-    path, which gives every error and its message.
+    Training forward or backward (``training`` True), or classic evaluation (``training`` False,
+    ``inverted`` False; the caller never passes inverted evaluation, an identity). The common call:
+    a Python float rate strictly inside (0, 1), Python int seed and offset (offset <= 2**63), an
+    aligned C-contiguous ndarray of a canonical float dtype, ``inverted`` a bool, the core backend,
+    and either no ``out`` or an aligned, writable, C-contiguous ndarray of x's dtype and shape that
+    is x itself or does not overlap it. Each condition implies that the general path's checks
+    pass, so the result is the same bits; on None the caller runs the general path, which gives
+    every error and its message.
     """
     if (type(rate) is float and type(seed) is int and type(offset) is int and type(x) is np.ndarray
             and 0.0 < rate < 1.0 and 0 <= seed < _TWO64 and 0 <= offset <= _FAST_OFFSET_MAX
@@ -102,9 +104,12 @@ def _fast_train(x: Any, rate: Any, seed: Any, offset: Any, inverted: Any, out: A
                       and out.flags.num & _C_ALIGNED_W == _C_ALIGNED_W
                       and (out is x or not np.may_share_memory(x, out))):
                 return None
+            if training:
+                t, scale = round(rate * _TWO32F), (1.0 / (1.0 - rate) if inverted else 1.0)
+            else:  # classic evaluation: all kept (t = 0), times (1 - rate)
+                t, scale = 0, 1.0 - rate
             # Positional: pybind11 parses keywords ~0.5 us slower, which shows on small arrays.
-            _core.bernoulli_apply(x, out, round(rate * _TWO32F), 1.0 / (1.0 - rate) if inverted else 1.0,
-                                  seed, offset, _runtime._threads, _runtime._simd)
+            _core.bernoulli_apply(x, out, t, scale, seed, offset, _runtime._threads, _runtime._simd)
             return out
     return None
 
@@ -187,8 +192,8 @@ def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, out=None, 
     >>> sorted(set(y.tolist())) in ([0.0, 2.0], [2.0], [0.0])
     True
     """
-    if training is True:
-        y = _fast_train(x, rate, seed, offset, inverted, out, backend)
+    if training is True or (training is False and inverted is False):
+        y = _fast(x, rate, seed, offset, training, inverted, out, backend)
         if y is not None:
             return y
     a, r, s, o, out, k = _check_common(x, rate, seed, offset, out, backend)
@@ -229,7 +234,7 @@ def dropout_backward(grad, rate, *, seed, offset=0, inverted=True, out=None, bac
     ValueError, TypeError
         As :func:`dropout`.
     """
-    y = _fast_train(grad, rate, seed, offset, inverted, out, backend)
+    y = _fast(grad, rate, seed, offset, True, inverted, out, backend)
     if y is not None:
         return y
     a, r, s, o, out, k = _check_common(grad, rate, seed, offset, out, backend, "grad")
