@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from _helpers import BACKENDS
+from _helpers import BACKENDS, simd_impls
 
 
 @pytest.fixture(params=BACKENDS)
@@ -22,3 +22,15 @@ def restore_runtime():
     dropkit.set_num_threads(threads)
     dropkit.set_simd_target(simd)
     dropkit.set_backend(backend)
+
+
+@pytest.fixture(params=simd_impls())
+def backend_on_target(request, restore_runtime):
+    """Each implementation in turn: the core on every SIMD target of this CPU (the target restored
+    afterwards), then the NumPy reference. Returns the backend name."""
+    backend, target = request.param
+    if target is not None:
+        import dropkit
+
+        dropkit.set_simd_target(target)
+    return backend

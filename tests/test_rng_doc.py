@@ -20,20 +20,12 @@ import pytest
 import dropkit
 from dropkit.reference import _kernels as ref_kernels
 
-from _helpers import TWO32, TWO64, assert_same_bits, bits, simd_impls
+from _helpers import TWO32, TWO64, assert_same_bits, bits
 
 FLOATS = (np.float16, np.float32, np.float64)
 RNG_MD = Path(__file__).resolve().parents[1] / "docs" / "rng.md"
-IMPLS = simd_impls()
-
-
-@pytest.fixture(params=IMPLS)
-def backend_on_target(request, restore_runtime):
-    """The core on each SIMD target of this CPU (restored afterwards), then the NumPy reference."""
-    backend, target = request.param
-    if target is not None:
-        dropkit.set_simd_target(target)
-    return backend
+# Fixtures (conftest.py): ``backend`` (core, numpy), ``backend_on_target`` (the core on every SIMD
+# target of this CPU, then numpy), ``restore_runtime``.
 
 
 def exact_threshold(rate) -> int:
