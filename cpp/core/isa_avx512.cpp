@@ -150,6 +150,35 @@ struct Isa {
                              const std::uint8_t* bits, unsigned bit0, float s, bool nt) {
         return run<F16>(x, y, count, bits, bit0, s, _mm512_set1_ps(s), nt);
     }
+    // out[4 * l + j] = v[j][l]: four multipliers per Philox call into position order (16 shuffles
+    // instead of 64 scalar moves).
+    static void transpose4(const F (&v)[4], float* out) {
+        const __m512 t0 = _mm512_unpacklo_ps(v[0], v[1]), t1 = _mm512_unpackhi_ps(v[0], v[1]);
+        const __m512 t2 = _mm512_unpacklo_ps(v[2], v[3]), t3 = _mm512_unpackhi_ps(v[2], v[3]);
+        // u_k: in each 128-bit lane L, the four values of call 4L + k
+        const __m512 u0 = _mm512_shuffle_ps(t0, t2, 0x44), u1 = _mm512_shuffle_ps(t0, t2, 0xEE);
+        const __m512 u2 = _mm512_shuffle_ps(t1, t3, 0x44), u3 = _mm512_shuffle_ps(t1, t3, 0xEE);
+        const __m512 a = _mm512_shuffle_f32x4(u0, u1, 0x44), b = _mm512_shuffle_f32x4(u2, u3, 0x44);
+        const __m512 c = _mm512_shuffle_f32x4(u0, u1, 0xEE), d = _mm512_shuffle_f32x4(u2, u3, 0xEE);
+        _mm512_storeu_ps(out, _mm512_shuffle_f32x4(a, b, 0x88));
+        _mm512_storeu_ps(out + 16, _mm512_shuffle_f32x4(a, b, 0xDD));
+        _mm512_storeu_ps(out + 32, _mm512_shuffle_f32x4(c, d, 0x88));
+        _mm512_storeu_ps(out + 48, _mm512_shuffle_f32x4(c, d, 0xDD));
+    }
+
+    // Keep bits to bytes in {0, 1}, 32 at a time (one masked byte move each); the tail is the
+    // skeleton's.
+    static std::size_t bytes(std::uint8_t* out, std::size_t count, const std::uint8_t* bits, unsigned bit0) {
+        const __m256i one = _mm256_set1_epi8(1);
+        std::size_t e = 0;
+        for (; e + 32 <= count; e += 32) {
+            std::uint64_t eight;
+            std::memcpy(&eight, bits + ((bit0 + e) >> 3), sizeof eight);
+            const auto k = static_cast<__mmask32>(eight >> ((bit0 + e) & 7));
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + e), _mm256_maskz_mov_epi8(k, one));
+        }
+        return e;
+    }
     static void fence() { _mm_sfence(); }
 };
 

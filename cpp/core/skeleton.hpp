@@ -22,6 +22,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 
 #include "core/half.hpp"
 #include "core/isa_table.hpp"
@@ -244,14 +246,22 @@ void apply_range(const T* x, T* y, std::size_t i0, std::size_t i1, std::uint64_t
     if (nt) Isa::fence();  // order the streaming stores before anything that follows
 }
 
-// Unpacked mask: out[i] = 1 if kept else 0.
+// Unpacked mask: out[i] = 1 if kept else 0. Isa::bytes (if the target has it) widens keep bits
+// to bytes many at a time and returns how many it did; the portable loop does the rest.
+template <class Isa, class = void>
+struct HasBytes : std::false_type {};
+template <class Isa>
+struct HasBytes<Isa, std::void_t<decltype(Isa::bytes(nullptr, std::size_t{0}, nullptr, 0u))>> : std::true_type {};
+
 template <class Isa>
 void mask_bytes_range(std::uint8_t* out, std::size_t i0, std::size_t i1, std::uint64_t t,
                       std::uint64_t seed, std::uint64_t offset) {
     walk<Isa>(i0, i1, offset, seed, t,
               [&](std::size_t i, std::size_t count, const std::uint32_t* words, unsigned bit0) {
-                  for (std::size_t e = 0; e < count; ++e)
-                      out[i + e] = static_cast<std::uint8_t>(keep_bit(words, bit0 + e));
+                  std::size_t e = 0;
+                  if constexpr (HasBytes<Isa>::value)
+                      e = Isa::bytes(out + i, count, reinterpret_cast<const std::uint8_t*>(words), bit0);
+                  for (; e < count; ++e) out[i + e] = static_cast<std::uint8_t>(keep_bit(words, bit0 + e));
               });
 }
 
@@ -283,6 +293,13 @@ namespace DROPKIT_ISA_NS {
 
 // ---- continuous noise (stream kind 1, docs/rng.md sections 10-13) ---------------------------
 
+// Isa::transpose4(const F (&v)[4], float* out), if the target has it: out[4 * l + j] = v[j][l].
+template <class Isa, class = void>
+struct HasTranspose4 : std::false_type {};
+template <class Isa>
+struct HasTranspose4<Isa, std::void_t<decltype(Isa::transpose4(std::declval<const typename Isa::F (&)[4]>(),
+                                                                static_cast<float*>(nullptr)))>> : std::true_type {};
+
 // Multipliers of positions 4*q0 .. 4*q0 + 4*W*G - 1, in position order: W*G Philox calls with
 // counters (q, q >> 32, 0, 1), G chains interleaved, each call's four words giving the noise of
 // its four positions (noise.hpp).
@@ -313,10 +330,14 @@ inline void continuous_tile(std::uint64_t seed, std::uint64_t q0, const NoiseFn&
         const V x[4] = {a[i], b[i], c[i], d[i]};
         F out[4];
         noise.template operator()<Isa>(x, out);
-        for (int j = 0; j < 4; ++j) Isa::fstore(tmp[j], out[j]);
         float* mi = m + 4 * W * i;
-        for (int l = 0; l < W; ++l)
-            for (int j = 0; j < 4; ++j) mi[4 * l + j] = tmp[j][l];
+        if constexpr (HasTranspose4<Isa>::value) {
+            Isa::transpose4(out, mi);
+        } else {
+            for (int j = 0; j < 4; ++j) Isa::fstore(tmp[j], out[j]);
+            for (int l = 0; l < W; ++l)
+                for (int j = 0; j < 4; ++j) mi[4 * l + j] = tmp[j][l];
+        }
     }
 }
 
