@@ -770,7 +770,8 @@ class ConcreteDropout(_StreamLayer):
         """
         u = np.asarray(noise, dtype=np.float64)
         a = (np.log(u) - np.log1p(-u) + float(self.dropout_rate)) / float(self.temperature)
-        return 0.5 * (1.0 + np.tanh(0.5 * a))  # sigmoid without overflow
+        e = np.exp(-np.abs(a))  # sigmoid without overflow, accurate in both tails
+        return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
     def zero_grad(self) -> None:
         """Reset ``dropout_rate_grad`` to 0."""
