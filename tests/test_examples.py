@@ -51,9 +51,12 @@ def test_variants_registry_picks_up_new_variants(tmp_path, monkeypatch, capsys):
     names = {r[0]: r for r in res["rows"]}
     assert set(variants.REGISTRY) == set(names)
     assert names["GaussianDropout"][5] == "" and 0 <= names["GaussianDropout"][1] <= 1
+    if hasattr(dropkit, "ConcreteDropout"):
+        assert names["ConcreteDropout (p learned)"][5].startswith("learned p 0.")
     for name in variants.REGISTRY:  # every variant either ran or says why not
         row = names[name]
-        assert (row[5] == "" and 0 <= row[1] <= 1) or row[5] == "not in this dropkit" or row[5].startswith("failed")
+        ran = not row[5].startswith(("not in", "failed"))
+        assert (ran and 0 <= row[1] <= 1) or row[5] == "not in this dropkit" or row[5].startswith("failed")
     assert names["Dropout (inverted)"][5] == "" and names["none"][5] == ""
     assert _png_ok(tmp_path / "variants.png")
     assert "| Dropout (classic)" in capsys.readouterr().out

@@ -44,6 +44,7 @@ def cpu_model() -> str:
 
 
 def out_path(out_dir, name: str) -> Path:
+    """``out_dir / name``, creating the folder."""
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
     return d / name

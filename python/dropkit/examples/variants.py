@@ -15,54 +15,52 @@ from ._common import noisy_digits, out_path, pyplot, table
 RATE = 0.5
 
 
-def _make(name, **kwargs):
-    def factory(rate, position):
-        cls = getattr(dropkit, name)
-        for args in ((rate,), ()):
-            try:
-                return cls(*args, **kwargs)
-            except TypeError:
-                continue
-        return cls(rate)
+def _variant(name, make, dense=None):
+    """A registry entry: ``make(rate, epochs)`` builds the layer; ``dense`` (optional) the one used
+    after the dense layer instead (for variants defined on feature maps only)."""
+    def factory(rate, position, epochs):
+        if position == "dense" and dense is not None:
+            return dense(rate, epochs)
+        return make(rate, epochs)
     factory.available = lambda: hasattr(dropkit, name)
     return factory
 
 
 def _dropout(inverted):
-    def factory(rate, position):
-        return dropkit.Dropout(rate, inverted=inverted)
-    factory.available = lambda: True
-    return factory
+    return _variant("Dropout", lambda rate, epochs: dropkit.Dropout(rate, inverted=inverted))
 
 
 def _none():
-    def factory(rate, position):
-        return None
-    factory.available = lambda: True
+    factory = _variant("Dropout", lambda rate, epochs: None)
     return factory
 
 
-#: name -> factory(rate, position) giving the layer placed after each hidden layer
+def _plain(rate, epochs):
+    return dropkit.Dropout(rate)
+
+
+#: name -> factory(rate, position, epochs) giving the layer placed after the conv ("conv") and
+#: after the hidden dense layer ("dense"); a name dropkit does not export yet is reported as missing.
 REGISTRY = {
     "none": _none(),
     "Dropout (inverted)": _dropout(True),
     "Dropout (classic)": _dropout(False),
-    "GaussianDropout": _make("GaussianDropout"),
-    "AlphaDropout": _make("AlphaDropout"),
-    "SpatialDropout": _make("SpatialDropout"),
-    "ConcreteDropout": _make("ConcreteDropout"),
-    "AdaptiveDropout": _make("AdaptiveDropout"),
-    "CurriculumDropout": _make("CurriculumDropout"),
+    "GaussianDropout": _variant("GaussianDropout", lambda r, e: dropkit.GaussianDropout(rate=r)),
+    "AlphaDropout": _variant("AlphaDropout", lambda r, e: dropkit.AlphaDropout(r)),
+    "SpatialDropout2D (+ Dropout)": _variant("SpatialDropout2D", lambda r, e: dropkit.SpatialDropout2D(r), _plain),
+    "ConcreteDropout (p learned)": _variant("ConcreteDropout", lambda r, e: dropkit.ConcreteDropout(init_rate=r)),
+    "AdaptiveDropout": _variant("AdaptiveDropout", lambda r, e: dropkit.AdaptiveDropout(initial_rate=r)),
+    "CurriculumDropout": _variant("CurriculumDropout", lambda r, e: dropkit.CurriculumDropout(final_rate=r, epochs=e)),
 }
 
 
-def build(factory, hidden, seed):
+def build(factory, hidden, seed, epochs):
     """A small CNN on 8x8 digits: Conv(16, 3) - variant - Flatten - Dense(hidden) - variant - Dense(10)."""
     layers = [nn.Conv2D(16, 3, activation="relu")]
-    d1 = factory(RATE, "conv")
+    d1 = factory(RATE, "conv", epochs)
     layers += [d1] if d1 is not None else []
     layers += [nn.Flatten(), nn.Dense(hidden, activation="relu")]
-    d2 = factory(RATE, "dense")
+    d2 = factory(RATE, "dense", epochs)
     layers += [d2] if d2 is not None else []
     layers += [nn.Dense(10)]
     return nn.Sequential(layers, seed=seed)
@@ -80,7 +78,7 @@ def run(out_dir=".", tiny=False, seed=0, epochs=None):
             rows.append([name, "-", "-", "-", "-", "not in this dropkit"])
             continue
         try:
-            model = build(factory, hidden, seed)
+            model = build(factory, hidden, seed, epochs)
             h = nn.fit(model, Xt, yt, validation_data=(Xv, yv), epochs=epochs, seed=seed, optimizer=nn.Adam(0.003))
             train_acc = nn.evaluate(model, Xt, yt)[1]
         except Exception as e:  # a variant still being written must not stop the comparison
@@ -88,7 +86,9 @@ def run(out_dir=".", tiny=False, seed=0, epochs=None):
             continue
         va = h.history["val_accuracy"][-1]
         curves[name] = h.history["val_accuracy"]
-        rows.append([name, va, train_acc, train_acc - va, f"{1000 * sum(h.epoch_time) / epochs:.1f}", ""])
+        learned = [f"p {la.get_dropout_rate():.3f}" for la in model.layers if nn.is_concrete(la)]
+        note = ("learned " + ", ".join(learned)) if learned else ""
+        rows.append([name, va, train_acc, train_acc - va, f"{1000 * sum(h.epoch_time) / epochs:.1f}", note])
     headers = ["variant", "val acc", "train acc", "gap", "ms/epoch", "note"]
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))

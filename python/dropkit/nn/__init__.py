@@ -11,13 +11,13 @@ from . import datasets
 from .layers import BatchNormalization, Conv2D, Dense, DenseLayer, Flatten, Layer, MaxPooling2D, ReLU
 from .losses import SoftmaxCrossEntropy, softmax
 from .mc import MCPrediction, mc_predict
-from .model import RegularizedNetwork, Sequential, SimpleNNWithDropout, is_stochastic
+from .model import RegularizedNetwork, Sequential, SimpleNNWithDropout, is_concrete, is_stochastic
 from .optim import SGD, Adam
 from .training import EarlyStopping, History, evaluate, fit, train_network
 
 __all__ = [
     "Adam", "BatchNormalization", "Conv2D", "Dense", "DenseLayer", "Dropout", "EarlyStopping", "Flatten",
     "History", "InvertedDropout", "Layer", "MCPrediction", "MaxPooling2D", "ReLU", "RegularizedNetwork", "SGD",
-    "Sequential", "SimpleNNWithDropout", "SoftmaxCrossEntropy", "datasets", "evaluate", "fit", "is_stochastic",
+    "Sequential", "SimpleNNWithDropout", "SoftmaxCrossEntropy", "datasets", "evaluate", "fit", "is_concrete", "is_stochastic",
     "mc_predict", "softmax", "train_network",
 ]

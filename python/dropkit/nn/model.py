@@ -13,6 +13,13 @@ def is_stochastic(layer) -> bool:
     return isinstance(layer, Dropout) or hasattr(layer, "position")
 
 
+def is_concrete(layer) -> bool:
+    """True for a layer with a learnable drop-rate logit (dropkit's ``ConcreteDropout``): it has a
+    float ``dropout_rate`` whose gradient ``backward`` accumulates in ``dropout_rate_grad``."""
+    return hasattr(layer, "dropout_rate_grad") and hasattr(layer, "dropout_rate") and callable(
+        getattr(layer, "zero_grad", None))
+
+
 def _child_seeds(seed, n: int) -> list[int]:
     ss = np.random.SeedSequence(seed)
     return [int(c.generate_state(1, np.uint64)[0]) for c in ss.spawn(n)]
@@ -28,6 +35,10 @@ class Sequential:
         :mod:`dropkit.nn`, dropkit's ``Dropout``/``InvertedDropout`` and the dropout variants,
         or your own. Optional members used when present: ``params``/``grads``, ``reg_loss()``,
         ``training``, ``on_epoch_end()``, ``update_dropout_rates(activations)``.
+        A ``ConcreteDropout`` is trained: its logit ``dropout_rate`` is one of :attr:`params`
+        (a float64 0-d array, written back to the layer at every forward and by
+        :meth:`sync`), and its regulariser (Gal et al.), on the weights of the next layer that
+        has ``W``, is part of :meth:`reg_loss` and of the gradients.
     seed : None or int
         If given, every layer's randomness is re-seeded from it (children of
         ``numpy.random.SeedSequence(seed)``, one per layer position): weight initialisation
@@ -51,6 +62,7 @@ class Sequential:
         self.layers = layers if isinstance(layers, list) else list(layers)
         self.training = True
         self._inputs: dict[int, np.ndarray] = {}
+        self._logits: dict[int, tuple[np.ndarray, float]] = {}  # concrete layers: (param, value written)
         if seed is not None:
             self.reseed(seed)
 
@@ -86,6 +98,7 @@ class Sequential:
         """Run every layer. ``training`` None uses ``self.training``."""
         training = self.training if training is None else bool(training)
         self._inputs.clear()
+        self.sync()
         for i, layer in enumerate(self.layers):
             if training and hasattr(layer, "update_dropout_rates"):
                 self._inputs[i] = x
@@ -96,8 +109,16 @@ class Sequential:
 
     def backward(self, grad):
         """Backpropagate ``grad`` (d loss / d output) through every layer; returns d loss / d input."""
+        concrete = [i for i, layer in enumerate(self.layers) if is_concrete(layer)]
+        for i in concrete:
+            self.layers[i].zero_grad()
         for layer in reversed(self.layers):
             grad = layer.backward(grad)
+        for i in concrete:  # the regulariser's gradient: into the next layer's dW and the logit
+            nxt, k = self._concrete_target(i)
+            if nxt is not None and getattr(self.layers[i], "trainable", True):
+                dw, _ = self.layers[i].regularizer_backward(nxt.W, k)
+                nxt.dW += dw.astype(nxt.dW.dtype, copy=False)
         return grad
 
     def predict(self, X, batch_size=256):
@@ -106,19 +127,64 @@ class Sequential:
         outs = [Sequential.forward(self, X[i:i + batch_size], False) for i in range(0, len(X), batch_size)]
         return np.concatenate(outs) if outs else Sequential.forward(self, X, False)
 
+    def _logit(self, i: int) -> np.ndarray:
+        layer = self.layers[i]
+        entry = self._logits.get(i)
+        if entry is None or entry[1] != layer.dropout_rate:  # new, or changed on the layer by the user
+            arr = np.array(float(layer.dropout_rate), dtype=np.float64)
+            self._logits[i] = (arr, float(arr))
+            return arr
+        return entry[0]
+
+    def sync(self) -> None:
+        """Write the trained logits of ``ConcreteDropout`` layers back to their ``dropout_rate``."""
+        for i, (arr, _) in list(self._logits.items()):
+            v = float(arr)
+            self.layers[i].dropout_rate = v
+            self._logits[i] = (arr, v)
+
+    def _concrete_target(self, i: int):
+        """The layer whose weights follow concrete layer ``i`` and its input dimension K."""
+        for layer in self.layers[i + 1:]:
+            w = getattr(layer, "W", None)
+            if w is not None:
+                return layer, int(w.shape[1] if w.ndim == 4 else w.shape[0])
+        return None, 0
+
+    def _trainable_concrete(self, i: int, layer) -> bool:
+        return is_concrete(layer) and getattr(layer, "trainable", True)
+
     @property
     def params(self) -> list:
-        """Every layer's ``params``, in layer order."""
-        return [p for layer in self.layers for p in getattr(layer, "params", [])]
+        """Every layer's ``params``, in layer order (a ConcreteDropout contributes its logit)."""
+        out = []
+        for i, layer in enumerate(self.layers):
+            out.extend(getattr(layer, "params", []))
+            if self._trainable_concrete(i, layer):
+                out.append(self._logit(i))
+        return out
 
     @property
     def grads(self) -> list:
         """Every layer's ``grads``, in the order of :attr:`params`."""
-        return [g for layer in self.layers for g in getattr(layer, "grads", [])]
+        out = []
+        for i, layer in enumerate(self.layers):
+            out.extend(getattr(layer, "grads", []))
+            if self._trainable_concrete(i, layer):
+                out.append(np.array(float(layer.dropout_rate_grad), dtype=np.float64))
+        return out
 
     def reg_loss(self) -> float:
-        """Sum of ``reg_loss()`` over the layers that have one."""
-        return float(sum(layer.reg_loss() for layer in self.layers if callable(getattr(layer, "reg_loss", None))))
+        """Sum of ``reg_loss()`` over the layers that have one, plus each ConcreteDropout's
+        regulariser on the weights of the next layer that has ``W``."""
+        total = sum(layer.reg_loss() for layer in self.layers if callable(getattr(layer, "reg_loss", None)))
+        for i, layer in enumerate(self.layers):
+            if is_concrete(layer):
+                nxt, k = self._concrete_target(i)
+                if nxt is not None:
+                    self.sync()
+                    total += layer.regularizer(nxt.W, k)
+        return float(total)
 
     def astype(self, dtype):
         """Convert every layer that has ``astype`` (weights, statistics) to ``dtype``; returns self."""

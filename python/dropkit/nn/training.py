@@ -128,7 +128,8 @@ def _reg(net) -> float:
 
 def _model_dtype(net):
     for p in getattr(net, "params", []):
-        return p.dtype
+        if p.ndim:  # skip scalars such as a ConcreteDropout logit
+            return p.dtype
     for layer in getattr(net, "layers", []):
         d = getattr(layer, "dtype", None)
         if d is not None:
@@ -286,6 +287,8 @@ def fit(model, X, y, *, validation_data=None, validation_split=0.0, epochs=1, ba
             bar.close()
     if early_stopping is not None and early_stopping.restore_best_weights:
         early_stopping.restore(net.params)
+    if callable(getattr(net, "sync", None)):
+        net.sync()
     _set_mode(net, False)
     return hist
 
