@@ -74,40 +74,127 @@ def test_backward_matches_and_chunking_may_differ_from_forward(grad_chunks):
     np.testing.assert_array_equal(dx == 0, (y == 0) | (g == 0))
 
 
-def test_runs_of_a_block():
-    # Block rows 1..2, columns 2..4 of a (4, 5) array: two runs of 3, at flat indices 7 and 12.
-    length, starts, gstride = dd._runs((4, 5), [(1, 3), (2, 5)])
-    assert length == 3 and starts.tolist() == [7, 12] and gstride == [5, 1]
-    # Trailing axes spanned fully merge: rows 1..2 of (4, 5) is one run of 10 at 5.
-    length, starts, _ = dd._runs((4, 5), [(1, 3), (0, 5)])
-    assert length == 10 and starts.tolist() == [5]
-    # 3-D: block [1:3, 0:2, 0:4] of (3, 4, 4): axis 1 partial -> runs of 8 at 16 and 32.
-    length, starts, _ = dd._runs((3, 4, 4), [(1, 3), (0, 2), (0, 4)])
-    assert length == 8 and starts.tolist() == [16, 32]
+# ------------------------------------------------------------------------------------------------
+# noise_shape, the variants and rate arrays: each against the in-memory function, several chunkings
+# ------------------------------------------------------------------------------------------------
+
+ND_SHAPE = (6, 7, 9)
+# splitting the last axis, ragged, single rows, one block; noise blocks straddle the array blocks
+ND_CHUNKS = [(6, 7, 9), (2, 7, 9), (6, 7, 4), (1, 5, 2), ((1, 5), (7,), (3, 3, 3))]
+NOISE = [None, (6, 1, 9), (1, 7, 1), (None, None, 1), (1, 1, 1)]
+
+# name: (dask function, in-memory function, extra arguments); backward = forward on the gradient
+VARIANTS = {
+    "dropout": (lambda: dd.dropout, lambda: dropkit.dropout_nd, {}),
+    "dropout-classic": (lambda: dd.dropout, lambda: dropkit.dropout_nd, {"inverted": False}),
+    "dropout-classic-eval": (lambda: dd.dropout, lambda: dropkit.dropout_nd,
+                             {"inverted": False, "training": False}),
+    "dropout_backward": (lambda: dd.dropout_backward, lambda: dropkit.dropout_nd_backward, {}),
+    "gaussian_dropout": (lambda: dd.gaussian_dropout, lambda: dropkit.gaussian_dropout, {}),
+    "gaussian_dropout_backward": (lambda: dd.gaussian_dropout_backward,
+                                  lambda: dropkit.gaussian_dropout_backward, {}),
+    "alpha_dropout": (lambda: dd.alpha_dropout, lambda: dropkit.alpha_dropout, {}),
+    "alpha_dropout_backward": (lambda: dd.alpha_dropout_backward, lambda: dropkit.alpha_dropout_backward, {}),
+}
 
 
-@pytest.mark.parametrize("shape, location, span_min, span", [
-    ((23, 19), [(0, 23), (4, 8)], 1 << 22, True),   # 23 runs of 4 in a span of 422: one call
-    ((40, 200), [(0, 40), (3, 6)], 1 << 22, True),  # 40 runs, span 7803: still one call
-    ((40, 200), [(0, 40), (3, 6)], 0, False),       # span 7803 > 16 x 120: a call per run
-    ((40, 3000), [(0, 40), (3, 4)], 1 << 22, False),  # gap of 2999 per run > 1024: a call per run
-    ((4, 5), [(1, 3), (0, 5)], 1 << 22, False),     # one run
-])
-def test_block_path_choice(shape, location, span_min, span, monkeypatch):
-    monkeypatch.setattr(dd, "_SPAN_MIN", span_min)
-    length, starts, _ = dd._runs(shape, location)
-    size = int(np.prod([b - a for a, b in location]))
-    assert dd._use_span(length, starts, size) is span
+def _same(got, want):
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_array_equal(got.reshape(-1).view(np.uint8), want.reshape(-1).view(np.uint8))
 
 
-@pytest.mark.parametrize("span_min", [0, 1 << 22])
-@pytest.mark.parametrize("shape, chunks", [((40, 200), (40, 3)), ((40, 200), (7, 50)), ((9, 3000), (4, 1000)),
-                                           ((5, 6, 70), (2, 3, 4))], ids=str)
-def test_span_and_run_paths_give_the_same_bits(shape, chunks, span_min, monkeypatch):
-    monkeypatch.setattr(dd, "_SPAN_MIN", span_min)  # 0: the per-run loop wherever the span is > 16x
-    x = _data(shape, np.float32)
-    y = dd.dropout(da.from_array(x, chunks=chunks), 0.3, seed=SEED, offset=OFFSET).compute(scheduler="sync")
-    np.testing.assert_array_equal(y, dropkit.dropout(x, 0.3, seed=SEED, offset=OFFSET))
+@pytest.mark.parametrize("noise_shape", NOISE, ids=str)
+@pytest.mark.parametrize("chunks", ND_CHUNKS, ids=str)
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_variants_and_noise_shape_equal_the_in_memory_function(name, chunks, noise_shape):
+    lazy, eager, kw = VARIANTS[name]
+    x = _data(ND_SHAPE, np.float32, seed=4)
+    x.reshape(-1)[:3] = [np.nan, -0.0, np.inf]
+    X = da.from_array(x, chunks=chunks)
+    Y = lazy()(X, 0.3, seed=SEED, offset=OFFSET, noise_shape=noise_shape, **kw)
+    assert Y.chunks == X.chunks
+    _same(Y.compute(scheduler="sync"), eager()(x, 0.3, seed=SEED, offset=OFFSET, noise_shape=noise_shape, **kw))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float64])
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_variants_other_dtypes(name, dtype):
+    lazy, eager, kw = VARIANTS[name]
+    x = _data((5, 33), dtype, seed=5)
+    for chunks, noise_shape in [((2, 10), None), ((5, 4), (5, 1)), ((3, 33), (1, 33))]:
+        Y = lazy()(da.from_array(x, chunks=chunks), 0.45, seed=7, offset=3, noise_shape=noise_shape, **kw)
+        _same(Y.compute(scheduler="sync"), eager()(x, 0.45, seed=7, offset=3, noise_shape=noise_shape, **kw))
+
+
+@pytest.mark.parametrize("chunks", [(4, 5, 3, 6), (1, 2, 3, 4), ((1, 3), (2, 3), (3,), (4, 2))], ids=str)
+def test_feature_alpha_dropout_whole_channels_across_blocks(chunks):
+    x = _data((4, 5, 3, 6), np.float64, seed=6)
+    X = da.from_array(x, chunks=chunks)
+    y = dd.feature_alpha_dropout(X, 0.4, seed=SEED, offset=OFFSET).compute(scheduler="sync")
+    _same(y, dropkit.feature_alpha_dropout(x, 0.4, seed=SEED, offset=OFFSET))
+    g = dd.feature_alpha_dropout_backward(X, 0.4, seed=SEED, offset=OFFSET).compute(scheduler="sync")
+    _same(g, dropkit.feature_alpha_dropout_backward(x, 0.4, seed=SEED, offset=OFFSET))
+    fill = dropkit.reference._variants.alpha_constants(0.4)[2]
+    dropped = (y == fill).all(axis=(2, 3))  # whole (sample, channel) maps share one decision
+    assert dropped.any() and not dropped.all()
+    assert ((y == fill).any(axis=(2, 3)) == dropped).all()
+
+
+@pytest.mark.parametrize("rate_shape", [(9,), (7, 1), (6, 1, 1), ND_SHAPE], ids=str)
+@pytest.mark.parametrize("chunks", [(2, 7, 4), ((1, 5), (3, 4), (3, 3, 3))], ids=str)
+@pytest.mark.parametrize("kw", [{}, {"inverted": False}, {"training": False, "inverted": False},
+                                {"noise_shape": (None, 1, None)}], ids=str)
+def test_rate_arrays(rate_shape, chunks, kw):
+    rate = np.random.default_rng(7).uniform(0, 1, rate_shape)
+    rate.reshape(-1)[:2] = [0.0, 1.0]
+    x = _data(ND_SHAPE, np.float32, seed=8)
+    X = da.from_array(x, chunks=chunks)
+    _same(dd.dropout(X, rate, seed=SEED, offset=OFFSET, **kw).compute(scheduler="sync"),
+          dropkit.dropout_nd(x, rate, seed=SEED, offset=OFFSET, **kw))
+    if "training" not in kw:
+        _same(dd.dropout_backward(X, rate, seed=SEED, offset=OFFSET, **kw).compute(scheduler="sync"),
+              dropkit.dropout_nd_backward(x, rate, seed=SEED, offset=OFFSET, **kw))
+
+
+def test_rate_array_identities():
+    X = da.from_array(_data((4, 5), np.float32), chunks=2)
+    assert dd.dropout(X, np.zeros(5), seed=1) is X
+    assert dd.dropout(X, np.full(5, 0.5), seed=1, training=False) is X
+    assert dd.gaussian_dropout(X, 0.5, seed=1, training=False) is X
+    assert dd.alpha_dropout(X, 0.0, seed=1) is X
+    assert dd.feature_alpha_dropout(X, 0.5, seed=1, training=False) is X
+
+
+def test_noise_offset_range_is_the_noise_size():
+    # (6, 7) with noise (6, 1) uses 6 positions: offset 2**64 - 6 is valid, 2**64 - 5 is not.
+    x = _data((6, 7), np.float32)
+    X = da.from_array(x, chunks=(4, 3))
+    y = dd.dropout(X, 0.5, seed=2, offset=2**64 - 6, noise_shape=(6, 1)).compute(scheduler="sync")
+    _same(y, dropkit.dropout_nd(x, 0.5, seed=2, offset=2**64 - 6, noise_shape=(6, 1)))
+    with pytest.raises(ValueError, match="2\\*\\*64"):
+        dd.dropout(X, 0.5, seed=2, offset=2**64 - 5, noise_shape=(6, 1))
+
+
+def test_one_kernel_call_per_block(monkeypatch):
+    """However the chunks cut the C order, each block is one call of the affine-map kernel."""
+    calls = []
+    kernel = dd._kernel
+
+    def counting(name):
+        f = kernel(name)
+
+        def wrapped(*args):
+            calls.append((name, args[0].shape, args[5], tuple(args[6])))
+            return f(*args)
+        return wrapped
+
+    monkeypatch.setattr(dd, "_kernel", counting)
+    x = _data((40, 200), np.float32)
+    y = dd.dropout(da.from_array(x, chunks=(7, 3)), 0.3, seed=SEED, offset=OFFSET).compute(scheduler="sync")
+    _same(y, dropkit.dropout(x, 0.3, seed=SEED, offset=OFFSET))
+    assert len(calls) == 6 * 67
+    # block (1, 2): rows 7..13, columns 6..8: corner offset OFFSET + 7 * 200 + 6, global strides
+    assert ("bernoulli_apply_nd", (7, 3), OFFSET + 7 * 200 + 6, (200, 1)) in calls
 
 
 def test_lazy_nothing_computed_when_called():
@@ -141,12 +228,14 @@ def test_distributed_local_cluster_two_processes():
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         y = client.compute(dd.dropout(X, 0.4, seed=SEED, offset=OFFSET)).result()
         dx = client.compute(dd.dropout_backward(X, 0.4, seed=SEED, offset=OFFSET)).result()
+        gn = client.compute(dd.gaussian_dropout(X, 0.4, seed=SEED, offset=OFFSET, noise_shape=(1, 20))).result()
         pids = set(client.run(lambda: __import__("os").getpid()).values())
         worker_threads = set(client.run(dropkit.get_num_threads).values())
     assert len(pids) == 2
     assert worker_threads == {1}  # the nanny's OMP_NUM_THREADS=1, read by dropkit (the thread rule)
     np.testing.assert_array_equal(y, dropkit.dropout(x, 0.4, seed=SEED, offset=OFFSET))
     np.testing.assert_array_equal(dx, dropkit.dropout_backward(x, 0.4, seed=SEED, offset=OFFSET))
+    np.testing.assert_array_equal(gn, dropkit.gaussian_dropout(x, 0.4, seed=SEED, offset=OFFSET, noise_shape=(1, 20)))
 
 
 @pytest.mark.parametrize("kwargs, exc, match", [
@@ -157,6 +246,12 @@ def test_distributed_local_cluster_two_processes():
     (dict(seed=1.5), TypeError, "seed"),
     (dict(offset=2**64 - 2), ValueError, "offset"),
     (dict(threads=0), ValueError, "threads"),
+    (dict(noise_shape=(2,)), ValueError, "noise_shape"),
+    (dict(noise_shape=(1, 1)), ValueError, "noise_shape"),
+    (dict(noise_shape="3"), TypeError, "noise_shape"),
+    (dict(noise_shape=(1.5,)), TypeError, "noise_shape"),
+    (dict(rate=np.full((2,), 0.5)), ValueError, "broadcast"),
+    (dict(rate=np.array([0.5, 0.5, 1.5])), ValueError, "rate must be in"),
 ])
 def test_bad_input(kwargs, exc, match):
     kw = dict(x=da.ones(3, chunks=2), rate=0.5, seed=1)
@@ -164,6 +259,18 @@ def test_bad_input(kwargs, exc, match):
     x = kw.pop("x")
     with pytest.raises(exc, match=match):
         dd.dropout(x, **kw)
+
+
+def test_variant_bad_input():
+    X = da.ones((3, 4), chunks=2)
+    with pytest.raises(ValueError, match="rate must be in \\[0, 1\\)"):
+        dd.gaussian_dropout(X, 1.0, seed=1)
+    with pytest.raises(ValueError, match="rate must be in"):
+        dd.alpha_dropout(X, -0.5, seed=1)
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        dd.feature_alpha_dropout(da.ones(3, chunks=2), 0.5, seed=1)
+    with pytest.raises(TypeError, match="dask.array.Array"):
+        dd.gaussian_dropout_backward(np.ones(3), 0.5, seed=1)
 
 
 def test_unknown_chunk_sizes_are_an_error():

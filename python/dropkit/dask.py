@@ -1,23 +1,22 @@
-"""dropkit.dask: dropout of Dask arrays, chunk by chunk, with the bits of the whole array.
+"""dropkit.dask: dropout and its variants on Dask arrays, chunk by chunk, with the bits of the whole.
 
-``pip install "dropkit[dask]"``. The element with global flat C-order index ``i`` of ``x`` sits
-at stream position ``offset + i`` (docs/rng.md §2) whichever block holds it, so
-``dropkit.dask.dropout(x, rate, seed=s).compute()`` equals ``dropkit.dropout(x.compute(), rate,
-seed=s)`` bit for bit for every chunking, on every scheduler. The result is lazy (one
-``map_blocks`` task per block, the same chunks, no rechunking, nothing computed when called).
+``pip install "dropkit[dask]"``. Every function here is the lazy twin of the in-memory dropkit
+function of the same name: ``dropkit.dask.f(x, ...).compute()`` equals ``dropkit.f(x.compute(),
+...)`` bit for bit (``dropout`` with ``noise_shape=`` or a rate array: ``dropkit.dropout_nd``),
+for every chunking and on every scheduler. The result keeps ``x``'s chunks (one ``map_blocks``
+task per block, no rechunking, nothing computed when called).
 
 How a block finds its positions
 -------------------------------
-A block is an axis-aligned box of the array. Its elements are not contiguous in the array's C
-order unless the block spans every axis after its first partial one, so each block is cut into
-*runs*: the trailing axes that the block spans fully merge with the last axis it only partly
-covers into one contiguous run of positions; the leading axes index the runs. A block of a
-``(N, F)`` array chunked along the rows only is one run: one core call. Chunks that split the last
-axis give one run per row of the block: when the runs are short and close together, the core runs
-once over the block's whole span in a temporary buffer (computing the gaps too); otherwise once per
-run (a few microseconds each: prefer chunks that span the trailing axes).
-:func:`_apply_at_positions` is the one place that maps a block to positions; a core entry
-taking a general affine position map (``offset + sum(i_d * pstride_d)``) will replace it.
+docs/rng.md §8: the element with multi-index ``i`` of the whole array sits at stream position
+``offset + sum(i_d * pstride_d)``, where the position strides are the C-order strides of the
+noise-shaped array (0 on the axes where ``noise_shape`` is 1; the array's own C-order strides
+without ``noise_shape``). A block ``x[a_0:b_0, a_1:b_1, ...]`` keeps those *global* strides and
+starts at ``offset + sum(a_d * pstride_d)`` (§8.2), so each task is one call to the C++ core's
+affine-map kernel (``bernoulli_apply_nd``, ``alpha_apply``, ``gaussian_apply``), whatever the
+chunking: chunks splitting the last axis, ragged chunks, and noise blocks (one noise value per
+channel, say) straddling array blocks all cost the same. Rate arrays go through the NumPy
+reference kernel (the core takes one threshold per call), with the block's slice of the rates.
 
 Threads: the rule
 -----------------
@@ -48,167 +47,164 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without dask
     raise ImportError("dropkit.dask needs Dask: pip install 'dropkit[dask]'") from e
 
-from . import _api, _runtime, _validate
+from . import _api, _core, _runtime, _validate
+from . import variants as _variants
+from .reference import _variants as _refv
 
-__all__ = ["dropout", "dropout_backward"]
+__all__ = [
+    "alpha_dropout",
+    "alpha_dropout_backward",
+    "dropout",
+    "dropout_backward",
+    "feature_alpha_dropout",
+    "feature_alpha_dropout_backward",
+    "gaussian_dropout",
+    "gaussian_dropout_backward",
+]
+
+_TWO32 = 1 << 32
 
 
 # ------------------------------------------------------------------------------------------------
-# Block -> positions
+# One task per block
 # ------------------------------------------------------------------------------------------------
 
 
-#: The span path may touch at most this many elements more than the block, per run it saves...
-_GAP_PER_RUN = 1024
-#: ... and a temporary buffer of at most this many times the block's size, or _SPAN_MIN elements.
-_SPAN_FACTOR = 16
-_SPAN_MIN = 1 << 22
+def _kernel(name: str):
+    """The core's affine-map kernel ``name`` (backend "core"), else its NumPy twin (same bits)."""
+    if _runtime.backend_name(None) == "core" and hasattr(_core, name):
+        return getattr(_core, name)
+    return getattr(_refv, name)
 
 
-def _runs(shape: tuple, location: list) -> tuple[int, np.ndarray, list]:
-    """Cut a block into contiguous runs of global positions.
+def _rate_slice(rates: np.ndarray, location: list) -> np.ndarray:
+    """The block's part of a rate array of x's ndim (axes of size 1 broadcast)."""
+    return rates[tuple(slice(0, 1) if n == 1 else slice(a, b) for n, (a, b) in zip(rates.shape, location))]
 
-    Parameters
-    ----------
-    shape : tuple of int
-        The whole array's shape.
-    location : list of (start, stop)
-        The block's extent along each axis (dask's ``array-location``).
 
-    Returns
-    -------
-    length : int
-        Elements per run (every run has the same length).
-    starts : ndarray of int64
-        Global flat C-order index of each run's first element, runs in the block's C order.
-    gstride : list of int
-        The whole array's C-order strides, in elements.
+def _rate_params(rates: np.ndarray, mode: str, dtype) -> tuple:
+    """(thresholds, scales) of a block's rates (docs/rng.md §9, and §5 for classic evaluation)."""
+    ct = np.float64 if np.dtype(dtype) == np.float64 else np.float32
+    ones = rates == 1.0
+    if mode == "classic-eval":  # x * (1 - rate), everything dropped where the rate is 1
+        return np.where(ones, np.uint64(_TWO32), np.uint64(0)), np.where(ones, 0.0, 1.0 - rates).astype(ct)
+    scale = _refv.rate_scales(rates, dtype) if mode == "inverted" else np.where(ones, 0.0, 1.0).astype(ct)
+    return _refv.rate_thresholds(rates), scale
+
+
+def _block(xb: np.ndarray, kernel: str, params: tuple, seed: int, offset: int, pstrides: tuple,
+           rates, threads, block_info=None) -> np.ndarray:
+    """One dask task: ``kernel(block, out, *params, seed, corner offset, global pstrides)``.
+
+    Module level with plain arguments, so the graph pickles. ``rates`` is None, or a rate array
+    of x's ndim with ``params = (mode,)``: the block's thresholds and scales are computed here and
+    the NumPy reference kernel runs (the core's takes scalars).
     """
-    nd = len(shape)
-    ext = [b - a for a, b in location]
-    gstride = [math.prod(shape[d + 1:]) for d in range(nd)]
-    k = nd - 1  # the last axis the block does not span fully; the axes after it merge into the run
-    while k >= 0 and ext[k] == shape[k]:
-        k -= 1
-    if k < 0:  # the whole array (or 0-d): one run
-        return math.prod(ext), np.zeros(1, dtype=np.int64), gstride
-    length = ext[k] * gstride[k]
-    base = sum(location[d][0] * gstride[d] for d in range(k + 1))
-    starts = np.full(1, base, dtype=np.int64)
-    for d in range(k):  # outer product over the leading axes, C order
-        starts = (starts[:, None] + np.arange(ext[d], dtype=np.int64) * gstride[d]).reshape(-1)
-    return length, starts, gstride
-
-
-def _use_span(length: int, starts: np.ndarray, size: int) -> bool:
-    """Whether one core call over the block's whole span beats one call per run (see below)."""
-    n = len(starts)
-    span = int(starts[-1]) - int(starts[0]) + length
-    return n > 1 and span - size <= _GAP_PER_RUN * n and span <= max(_SPAN_FACTOR * size, _SPAN_MIN)
-
-
-def _apply_at_positions(src: np.ndarray, dst: np.ndarray, shape: tuple, location: list, rate: float,
-                        seed: int, offset: int, inverted: bool) -> None:
-    """``dst = keep ? src * s : +0`` where the block's elements take their global positions.
-
-    ``src`` and ``dst`` are C-contiguous blocks; the element at block index ``(j_0, .., j_{n-1})``
-    sits at position ``offset + sum((start_d + j_d) * gstride_d)``. Today the core maps contiguous
-    positions only, so:
-
-    - one run (the block spans every axis after its first partial one): one core call;
-    - many short, closely spaced runs: the block is copied into a zeroed buffer laid out as the
-      whole array's span from the block's first to its last element (a strided view with the
-      global strides), the core runs once over the span at ``offset + first``, and the block is
-      read back; the gaps (elements of other blocks) are computed and discarded. Used when this
-      wastes at most ``_GAP_PER_RUN`` elements per run saved (a core call costs about as much as
-      a thousand elements) and the buffer holds at most ``_SPAN_FACTOR`` times the block or
-      ``_SPAN_MIN`` elements;
-    - otherwise one core call per run.
-
-    TODO(position map, issue 7): a core entry taking a general affine position map replaces all
-    three with one call: ``pstrides = gstride``, offset ``offset + sum(start_d * gstride_d)``.
-    """
-    length, starts, gstride = _runs(shape, location)
-    if _use_span(length, starts, src.size):
-        first = int(starts[0])
-        buf = np.zeros(int(starts[-1]) - first + length, dtype=src.dtype)
-        view = np.lib.stride_tricks.as_strided(buf, shape=src.shape,
-                                               strides=[g * buf.itemsize for g in gstride])
-        view[...] = src
-        _api.dropout_backward(buf, rate, seed=seed, offset=offset + first, inverted=inverted, out=buf)
-        dst[...] = view
-        return
-    s2 = src.reshape(len(starts), length)
-    d2 = dst.reshape(len(starts), length)
-    for r, start in enumerate(starts.tolist()):
-        _api.dropout_backward(s2[r], rate, seed=seed, offset=offset + start, inverted=inverted, out=d2[r])
-
-
-def _block_masked(xb: np.ndarray, rate: float, seed: int, offset: int, inverted: bool, threads,
-                  block_info=None) -> np.ndarray:
-    """One dask task: training forward / backward of one block (module level: picklable)."""
     if block_info is None or 0 not in block_info:
         raise RuntimeError("dropkit.dask block function called without dask's block_info")
     if threads is not None:
         _runtime.set_num_threads(threads)
-    info = block_info[0]
-    src = xb if xb.flags.c_contiguous else np.ascontiguousarray(xb)  # 0-d is always contiguous
+    location = block_info[0]["array-location"]
+    src = xb if xb.flags.c_contiguous and xb.flags.aligned else np.array(xb, order="C")
     dst = np.empty(src.shape, dtype=src.dtype)
-    if dst.size:
-        _apply_at_positions(src, dst, tuple(info["shape"]), info["array-location"], rate, seed, offset,
-                            inverted)
+    if dst.size == 0:
+        return dst
+    corner = offset + sum(a * p for (a, _), p in zip(location, pstrides))  # docs/rng.md §8.2
+    if rates is None:
+        f = _kernel(kernel)
+    else:
+        f = getattr(_refv, kernel)
+        params = _rate_params(_rate_slice(rates, location), params[0], src.dtype)
+    f(src, dst, *params, seed, corner, pstrides, _runtime.get_num_threads(), _runtime.simd_target())
     return dst
 
 
-def _block_eval(xb: np.ndarray, rate: float, threads) -> np.ndarray:
-    """Classic evaluation of one block (elementwise, no positions)."""
-    if threads is not None:
-        _runtime.set_num_threads(threads)
-    return _api.dropout(xb, rate, seed=0, training=False, inverted=False)
+def _map(x, kernel: str, params: tuple, seed: int, offset: int, pstrides: tuple, threads,
+         rates=None):
+    """The lazy array of :func:`_block` over every block of ``x`` (same chunks)."""
+    fn = partial(_block, kernel=kernel, params=params, seed=seed, offset=offset, pstrides=pstrides,
+                 rates=rates, threads=threads)
+    token = tokenize(x, kernel, params, seed, offset, pstrides, rates)
+    return da.map_blocks(fn, x, dtype=x.dtype, meta=np.empty((0,) * x.ndim, dtype=x.dtype),
+                         name=f"dropkit-{kernel}-{token}")
 
 
 # ------------------------------------------------------------------------------------------------
-# Public API
+# Validation
 # ------------------------------------------------------------------------------------------------
 
 
-def _check(x, rate, seed, offset, threads, name: str):
+def _check(x, seed, offset, threads, name: str):
+    """(seed, offset, threads) checked; ``x`` a float dask array with known chunk sizes."""
     if not isinstance(x, da.Array):
-        raise TypeError(f"{name} must be a dask.array.Array (use dropkit.dropout for NumPy arrays), "
-                        f"got {type(x).__name__}")
+        raise TypeError(f"{name} must be a dask.array.Array (use the dropkit function of the same name "
+                        f"for NumPy arrays), got {type(x).__name__}")
     if np.dtype(x.dtype) not in _validate.FLOAT_DTYPES:
         raise TypeError(f"{name} must have dtype float16, float32 or float64, got {x.dtype}")
     if any(isinstance(c, float) and math.isnan(c) for c in x.shape):
         raise ValueError(f"{name} has unknown chunk sizes (shape {x.shape}): positions need them; "
                          f"call {name}.compute_chunk_sizes() first")
-    r = _validate.rate(rate)
     s = _validate.uint64(seed, "seed")
     o = _validate.uint64(offset, "offset")
-    _validate.span(o, math.prod(x.shape))
     t = None if threads is None else _validate.threads(threads)
-    return r, s, o, t
+    return s, o, t
 
 
-def _masked(x, r, s, o, inverted, t):
-    fn = partial(_block_masked, rate=r, seed=s, offset=o, inverted=bool(inverted), threads=t)
-    return da.map_blocks(fn, x, dtype=x.dtype, meta=np.empty((0,) * x.ndim, dtype=x.dtype),
-                         name=f"dropkit-dropout-{tokenize(x, r, s, o, bool(inverted))}")
+def _noise(shape: tuple, noise_shape, offset: int) -> tuple:
+    """Global position strides of ``noise_shape`` (Keras semantics, docs/rng.md §8.1), checked;
+    the call's ``prod(noise_shape)`` positions must stay below 2**64."""
+    if noise_shape is None:
+        entries = shape
+    elif isinstance(noise_shape, (str, bytes)) or not hasattr(noise_shape, "__len__"):
+        raise TypeError(f"noise_shape must be None or a sequence of integers (or None entries), "
+                        f"got {noise_shape!r}")
+    else:
+        entries = tuple(noise_shape)
+    ps = _refv.noise_pstrides(shape, entries)  # the one check of §8.1 (length, 1 or the size)
+    _validate.span(offset, math.prod(n if e is None else int(e) for n, e in zip(shape, entries)))
+    return ps
 
 
-def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, threads=None):
+# ------------------------------------------------------------------------------------------------
+# Standard dropout (noise_shape, rate arrays)
+# ------------------------------------------------------------------------------------------------
+
+
+def _dropout(x, rate, s, o, noise_shape, training, inverted, t):
+    ps = _noise(tuple(x.shape), noise_shape, o)
+    r, rarr = _variants._rate_or_array(rate, tuple(x.shape))
+    if rarr is not None:
+        if not rarr.any() or (not training and inverted):  # every rate 0, or inverted evaluation
+            return x
+        mode = "classic-eval" if not training else ("inverted" if inverted else "classic")
+        return _map(x, "bernoulli_apply_nd", (mode,), s, o, ps, t, rates=rarr)
+    if r == 0.0 or (not training and inverted):  # the identity, as dropkit.dropout returns x
+        return x
+    if not training and r < 1.0:  # classic evaluation: x * (1 - rate), no mask (t = 0)
+        return _map(x, "bernoulli_apply_nd", (0, 1.0 - r), s, o, ps, t)
+    scale = 0.0 if r == 1.0 else (1.0 / (1.0 - r) if inverted else 1.0)
+    return _map(x, "bernoulli_apply_nd", (_api.threshold(r), scale), s, o, ps, t)
+
+
+def dropout(x, rate, *, seed, offset=0, noise_shape=None, training=True, inverted=True, threads=None):
     """Lazy dropout of a Dask array with the bits of :func:`dropkit.dropout` on the whole array.
 
     Parameters
     ----------
     x : dask.array.Array
         float16, float32 or float64, any shape and chunking (chunk sizes must be known).
-    rate : float
-        Drop probability in [0, 1].
+    rate : float or array_like of float
+        Drop probability in [0, 1], or a NumPy array of them broadcastable to ``x`` (docs/rng.md
+        §9; each task takes its block's slice, computed by the NumPy reference kernel).
     seed : int
         In [0, 2**64).
     offset : int, default 0
-        Stream position of the array's first element; element ``i`` (global flat C order) sits at
-        ``offset + i``. ``offset + x.size`` must not exceed 2**64.
+        Stream position of the first noise element. Without ``noise_shape``, element ``i`` of
+        the whole array (flat C order) sits at ``offset + i``. ``offset + prod(noise_shape)``
+        must not exceed 2**64.
+    noise_shape : sequence of (int or None), optional
+        Keras semantics, as :func:`dropkit.dropout_nd`: one entry per axis, None for the axis's
+        size, 1 to share one noise value along that axis; shared values may span many blocks.
     training, inverted : bool
         As in :func:`dropkit.dropout`.
     threads : int, optional
@@ -218,16 +214,20 @@ def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, threads=No
     Returns
     -------
     dask.array.Array
-        Same shape, chunks and dtype; nothing is computed. ``x`` itself when the call is the
-        identity (inverted evaluation, or ``rate == 0``), as :func:`dropkit.dropout` returns its input.
+        Same shape, chunks and dtype; nothing is computed. Bit for bit
+        ``dropkit.dropout_nd(x.compute(), rate, ...)`` (``dropkit.dropout`` without
+        ``noise_shape`` and rate arrays). ``x`` itself when the call is the identity (inverted
+        evaluation, or every rate 0), as :func:`dropkit.dropout` returns its input.
 
     Raises
     ------
     TypeError
-        ``x`` not a dask array or not float16/32/64; seed or offset not an integer.
+        ``x`` not a dask array or not float16/32/64; seed or offset not an integer; a bad
+        ``noise_shape`` type.
     ValueError
-        rate outside [0, 1]; seed or offset outside [0, 2**64); ``offset + x.size > 2**64``;
-        unknown chunk sizes.
+        rate outside [0, 1] or a rate array that does not broadcast to ``x``; seed or offset
+        outside [0, 2**64); ``offset + prod(noise_shape) > 2**64``; a ``noise_shape`` that does
+        not broadcast; unknown chunk sizes.
 
     Examples
     --------
@@ -236,21 +236,16 @@ def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, threads=No
     >>> y = dropkit.dask.dropout(x, 0.5, seed=1)
     >>> np.array_equal(y.compute(), dropkit.dropout(np.ones((4, 6), np.float32), 0.5, seed=1))
     True
+    >>> z = dropkit.dask.dropout(x, 0.5, seed=1, noise_shape=(None, 1))  # one value per row
+    >>> bool((z.compute() == z.compute()[:, :1]).all())
+    True
     """
-    r, s, o, t = _check(x, rate, seed, offset, threads, "x")
-    if not training:
-        if inverted:
-            return x
-        if r < 1.0:
-            return da.map_blocks(partial(_block_eval, rate=r, threads=t), x, dtype=x.dtype,
-                                 meta=np.empty((0,) * x.ndim, dtype=x.dtype))
-        return _masked(x, r, s, o, inverted, t)  # rate 1: +0.0 everywhere, as dropkit.dropout
-    if r == 0.0:
-        return x
-    return _masked(x, r, s, o, inverted, t)
+    s, o, t = _check(x, seed, offset, threads, "x")
+    return _dropout(x, rate, s, o, noise_shape, _validate.flag(training, "training"),
+                    _validate.flag(inverted, "inverted"), t)
 
 
-def dropout_backward(grad, rate, *, seed, offset=0, inverted=True, threads=None):
+def dropout_backward(grad, rate, *, seed, offset=0, noise_shape=None, inverted=True, threads=None):
     """Lazy gradient of training-mode :func:`dropout`: ``grad * keep * s``, the mask regenerated.
 
     Parameters
@@ -258,20 +253,207 @@ def dropout_backward(grad, rate, *, seed, offset=0, inverted=True, threads=None)
     grad : dask.array.Array
         Gradient with respect to the forward's output, any chunking (it need not match the
         forward's): float16/32/64.
-    rate, seed, offset, inverted, threads
+    rate, seed, offset, noise_shape, inverted, threads
         As in :func:`dropout`; pass the forward's values.
 
     Returns
     -------
     dask.array.Array
-        Bit for bit ``dropkit.dropout_backward(grad.compute(), ...)``.
+        Bit for bit ``dropkit.dropout_nd_backward(grad.compute(), ...)``.
 
     Raises
     ------
     TypeError, ValueError
         As :func:`dropout`.
     """
-    r, s, o, t = _check(grad, rate, seed, offset, threads, "grad")
-    if r == 0.0:
-        return grad
-    return _masked(grad, r, s, o, inverted, t)
+    s, o, t = _check(grad, seed, offset, threads, "grad")
+    return _dropout(grad, rate, s, o, noise_shape, True, _validate.flag(inverted, "inverted"), t)
+
+
+# ------------------------------------------------------------------------------------------------
+# Gaussian, alpha and feature-alpha dropout
+# ------------------------------------------------------------------------------------------------
+
+
+def _gaussian(x, rate, s, o, noise_shape, training, t):
+    ps = _noise(tuple(x.shape), noise_shape, o)
+    r = _validate.rate(rate)
+    if r == 1.0:
+        raise ValueError(f"rate must be in [0, 1) for Gaussian dropout (rate 1 has infinite "
+                         f"variance), got {rate!r}")
+    if not training or r == 0.0:
+        return x
+    return _map(x, "gaussian_apply", (_refv.gaussian_sigma(r),), s, o, ps, t)
+
+
+def gaussian_dropout(x, rate, *, seed, offset=0, training=True, noise_shape=None, threads=None):
+    """Lazy :func:`dropkit.gaussian_dropout`: ``x * (1 + sigma * eps)``, ``sigma = sqrt(rate / (1 - rate))``.
+
+    Parameters
+    ----------
+    x : dask.array.Array
+        float16, float32 or float64, any chunking.
+    rate : float
+        In [0, 1) (1 is refused: infinite variance).
+    seed, offset, training, noise_shape, threads
+        As in :func:`dropout`.
+
+    Returns
+    -------
+    dask.array.Array
+        Bit for bit ``dropkit.gaussian_dropout(x.compute(), ...)``; ``x`` itself in evaluation
+        mode or at rate 0.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`dropout`; rate 1.
+    """
+    s, o, t = _check(x, seed, offset, threads, "x")
+    return _gaussian(x, rate, s, o, noise_shape, _validate.flag(training, "training"), t)
+
+
+def gaussian_dropout_backward(grad, rate, *, seed, offset=0, noise_shape=None, threads=None):
+    """Lazy :func:`dropkit.gaussian_dropout_backward`: the forward's multipliers applied to ``grad``.
+
+    Parameters
+    ----------
+    grad : dask.array.Array
+        Gradient with respect to the forward's output, any chunking.
+    rate, seed, offset, noise_shape, threads
+        The forward's values.
+
+    Returns
+    -------
+    dask.array.Array
+        Bit for bit ``dropkit.gaussian_dropout_backward(grad.compute(), ...)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`gaussian_dropout`.
+    """
+    s, o, t = _check(grad, seed, offset, threads, "grad")
+    return _gaussian(grad, rate, s, o, noise_shape, True, t)
+
+
+def _alpha(x, rate, s, o, noise_shape, training, backward, t):
+    ps = _noise(tuple(x.shape), noise_shape, o)
+    r = _validate.rate(rate)
+    if not training or r == 0.0:
+        return x
+    a, b, fill = _refv.alpha_constants(r)
+    if backward:  # grad * a where kept, +0 where dropped (docs/rng.md §14)
+        return _map(x, "bernoulli_apply_nd", (_api.threshold(r), a), s, o, ps, t)
+    return _map(x, "alpha_apply", (_api.threshold(r), a, b, fill), s, o, ps, t)
+
+
+def alpha_dropout(x, rate, *, seed, offset=0, training=True, noise_shape=None, threads=None):
+    """Lazy :func:`dropkit.alpha_dropout` (SELU-preserving; kept ``x * a + b``, dropped the fill).
+
+    Parameters
+    ----------
+    x : dask.array.Array
+        float16, float32 or float64, any chunking.
+    rate : float
+        Drop probability in [0, 1] (scalar).
+    seed, offset, training, noise_shape, threads
+        As in :func:`dropout`.
+
+    Returns
+    -------
+    dask.array.Array
+        Bit for bit ``dropkit.alpha_dropout(x.compute(), ...)``; ``x`` itself in evaluation mode
+        or at rate 0.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`dropout`.
+    """
+    s, o, t = _check(x, seed, offset, threads, "x")
+    return _alpha(x, rate, s, o, noise_shape, _validate.flag(training, "training"), False, t)
+
+
+def alpha_dropout_backward(grad, rate, *, seed, offset=0, noise_shape=None, threads=None):
+    """Lazy :func:`dropkit.alpha_dropout_backward`: ``grad * a`` where kept, ``+0`` where dropped.
+
+    Parameters
+    ----------
+    grad : dask.array.Array
+        Gradient with respect to the forward's output, any chunking.
+    rate, seed, offset, noise_shape, threads
+        The forward's values.
+
+    Returns
+    -------
+    dask.array.Array
+        Bit for bit ``dropkit.alpha_dropout_backward(grad.compute(), ...)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`alpha_dropout`.
+    """
+    s, o, t = _check(grad, seed, offset, threads, "grad")
+    return _alpha(grad, rate, s, o, noise_shape, True, True, t)
+
+
+def _feature(x, what: str) -> tuple:
+    """``(N, C, 1, ..., 1)``: one noise value per (sample, channel); at least 2 dimensions."""
+    if x.ndim < 2:
+        raise ValueError(f"{what} needs an input of at least 2 dimensions (batch, channels, ...), "
+                         f"got shape {tuple(x.shape)}")
+    return tuple(x.shape[:2]) + (1,) * (x.ndim - 2)
+
+
+def feature_alpha_dropout(x, rate, *, seed, offset=0, training=True, threads=None):
+    """Lazy :func:`dropkit.feature_alpha_dropout`: alpha dropout of whole channels of ``(N, C, ...)``.
+
+    Parameters
+    ----------
+    x : dask.array.Array
+        float16, float32 or float64, at least 2-D, any chunking (a channel may span many blocks).
+    rate, seed, offset, training, threads
+        As in :func:`alpha_dropout`; ``N * C`` positions per call.
+
+    Returns
+    -------
+    dask.array.Array
+        Bit for bit ``dropkit.feature_alpha_dropout(x.compute(), ...)``.
+
+    Raises
+    ------
+    ValueError
+        ``x`` with fewer than 2 dimensions; otherwise as :func:`alpha_dropout`.
+    TypeError
+        As :func:`alpha_dropout`.
+    """
+    s, o, t = _check(x, seed, offset, threads, "x")
+    ns = _feature(x, "feature_alpha_dropout")
+    return _alpha(x, rate, s, o, ns, _validate.flag(training, "training"), False, t)
+
+
+def feature_alpha_dropout_backward(grad, rate, *, seed, offset=0, threads=None):
+    """Lazy :func:`dropkit.feature_alpha_dropout_backward` (``grad * a`` on kept channels).
+
+    Parameters
+    ----------
+    grad : dask.array.Array
+        Gradient with respect to the forward's output, at least 2-D, any chunking.
+    rate, seed, offset, threads
+        The forward's values.
+
+    Returns
+    -------
+    dask.array.Array
+        Bit for bit ``dropkit.feature_alpha_dropout_backward(grad.compute(), ...)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`feature_alpha_dropout`.
+    """
+    s, o, t = _check(grad, seed, offset, threads, "grad")
+    ns = _feature(grad, "feature_alpha_dropout_backward")
+    return _alpha(grad, rate, s, o, ns, True, True, t)
