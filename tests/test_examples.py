@@ -93,3 +93,26 @@ def test_unknown_example():
         examples.run("nope")
     with pytest.raises(SystemExit):
         cli.main(["nope"])
+
+
+def test_cnn_full_protocol_when_training_files_exist(tmp_path, capsys):
+    """With train-* files in the MNIST folder the example follows the seed: train on them with the
+    last 10% held out (Keras' validation_split=0.1) and report the t10k test accuracy. Random
+    images stand in for the 60,000 (not available here); only the protocol is checked."""
+    import gzip
+    import struct
+    rng = np.random.default_rng(0)
+
+    def write(name, arr):
+        head = bytes([0, 0, 8, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape)
+        (tmp_path / name).write_bytes(gzip.compress(head + arr.tobytes()))
+
+    for kind, n in (("train", 300), ("t10k", 50)):
+        write(f"{kind}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write(f"{kind}-labels-idx1-ubyte.gz", rng.integers(0, 10, n, dtype=np.uint8))
+    from dropkit.examples import cnn
+    res = cnn.run(out_dir=tmp_path, tiny=True, mnist=str(tmp_path))
+    out = capsys.readouterr().out
+    assert "MNIST train (300 images), validation_split=0.1" in out and "train 270, validation 30" in out
+    metrics = {r[0]: r[1] for r in res["rows"]}
+    assert 0 <= metrics["test accuracy (t10k)"] <= 1

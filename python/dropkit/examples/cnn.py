@@ -60,9 +60,11 @@ def run(out_dir=".", tiny=False, seed=0, epochs=None, mnist=None):
     full = any((folder / f).is_file() for f in ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"))
     epochs = epochs or (1 if tiny else 10)
     X_test = y_test = None
-    if full and not tiny:
+    if full:
         X, y = nn.datasets.load_mnist(folder, "train")
         X_test, y_test = nn.datasets.load_mnist(folder, "t10k")
+        if tiny:
+            X, y, X_test, y_test = X[:600], y[:600], X_test[:200], y_test[:200]
         n_val = len(X) // 10  # Keras' validation_split=0.1: the last 10%, before any shuffling
         (Xt, yt), (Xv, yv) = (X[:-n_val], y[:-n_val]), (X[-n_val:], y[-n_val:])
         data = f"MNIST train ({len(X)} images), validation_split=0.1 as the seed, test on t10k"
