@@ -13,8 +13,9 @@ Known quirks, kept on purpose:
 - slide 14 ``TemporalDropout``: has no ``backward``.
 
 All of them draw from NumPy's global ``np.random`` state; the benchmark seeds it once per run.
-Slides 10, 11 and 14 are here for the variants that will land later (spatial, gaussian,
-temporal); the registry in :mod:`dropkit.bench.variants` uses slides 1 and 6 today.
+The registry in :mod:`dropkit.bench.variants` uses slides 1 and 6 (dropout), 10 (spatial2d),
+11 (gaussian) and 14 (temporal; its backward is slide 10's formula on the stored mask). Slide 7
+(concrete) is not a baseline: it has no ``backward`` and keeps nothing one could use.
 """
 
 import numpy as np

@@ -34,6 +34,9 @@ sweep, the tables, the JSON, the plot and the memory section pick it up. For exa
 
 from __future__ import annotations
 
+import functools
+import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -135,6 +138,9 @@ BACKEND_DESCRIPTIONS: Dict[str, str] = {
     "numpy": "tuned pure NumPy: SFC64 raw 32-bit words >= round(rate*2^32), bool mask kept, in-place multiplies",
     "seed000-s1": "seed 000 slide 1 Dropout, as written (np.random.binomial int64 mask)",
     "seed000-s6": "seed 000 slide 6 InvertedDropout, as written (np.random.rand < keep_prob)",
+    "seed000-s10": "seed 000 slide 10 SpatialDropout2D, as written (np.random.binomial (N, C, 1, 1) mask)",
+    "seed000-s11": "seed 000 slide 11 GaussianDropout, as written (float64 np.random.normal noise kept)",
+    "seed000-s14": "seed 000 slide 14 TemporalDropout, as written; backward (missing) is slide 10's formula",
     "torch": "PyTorch CPU: torch.nn.functional equivalent, autograd backward (input requires grad)",
     "multiply": "np.multiply(x, 2.0, out=y): the streaming limit, timed in every cell",
 }
@@ -365,3 +371,440 @@ register(
         torch=_torch_classic,
     )
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# The variants of issue 7 (broadcast noise, rate arrays, continuous noise, affine fill)
+# ---------------------------------------------------------------------------------------------
+
+
+def _layout(n: int, inner: Tuple[int, ...]) -> Tuple[int, ...]:
+    """``(batch,) + inner`` holding ``n`` elements; inner sizes shrink (gcd) when ``n`` is small."""
+    dims: List[int] = []
+    rest = n
+    for d in reversed(inner):
+        g = math.gcd(rest, d)
+        dims.insert(0, g)
+        rest //= g
+    return (rest,) + tuple(dims)
+
+
+def ncl_shape(n: int) -> Tuple[int, ...]:
+    """(N, C, L) = (n / 8192, 32, 256) for spatial1d."""
+    return _layout(n, (32, 256))
+
+
+def nchw_shape(n: int) -> Tuple[int, ...]:
+    """(N, C, H, W) = (n / 8192, 32, 16, 16), NCHW feature maps."""
+    return _layout(n, (32, 16, 16))
+
+
+def ncdhw_shape(n: int) -> Tuple[int, ...]:
+    """(N, C, D, H, W) = (n / 8192, 32, 4, 8, 8)."""
+    return _layout(n, (32, 4, 8, 8))
+
+
+def btf_shape(n: int) -> Tuple[int, ...]:
+    """(batch, time, features) = (n / 16384, 64, 256)."""
+    return _layout(n, (64, 256))
+
+
+def tokens_shape(n: int) -> Tuple[int, ...]:
+    """(batch, tokens, width) = (n / 16384, 64, 256): a residual branch, for DropPath."""
+    return _layout(n, (64, 256))
+
+
+def features_shape(n: int) -> Tuple[int, ...]:
+    """(batch, features) = (n / 1024, 1024): a dense layer's activations."""
+    return _layout(n, (1024,))
+
+
+def channel_noise(shape: Tuple[int, ...]) -> Tuple[int, ...]:
+    """(N, C, 1, ..., 1): spatial (channels first) and feature-alpha noise."""
+    return tuple(shape[:2]) + (1,) * (len(shape) - 2)
+
+
+def time_noise(shape: Tuple[int, ...]) -> Tuple[int, ...]:
+    """(batch, 1, features): temporal noise."""
+    return (shape[0], 1, shape[2])
+
+
+def sample_noise(shape: Tuple[int, ...]) -> Tuple[int, ...]:
+    """(N, 1, ..., 1): DropPath noise."""
+    return (shape[0],) + (1,) * (len(shape) - 1)
+
+
+def feature_rates(case: Case) -> np.ndarray:
+    """Per-feature rates around ``case.rate`` (from 0.5x to 1.5x of it, within [0, 0.99]).
+
+    Cached (read-only): the rates are the layer's parameters, made once, not per call, so the
+    memory section does not count them as state a backend keeps.
+    """
+    return _feature_rates(float(case.rate), int(case.x.shape[-1]))
+
+
+@functools.lru_cache(maxsize=16)
+def _feature_rates(rate: float, f: int) -> np.ndarray:
+    r = np.clip(rate * np.linspace(0.5, 1.5, f), 0.0, 0.99)
+    r.setflags(write=False)
+    return r
+
+
+def _dropkit_pair(fwd_name: str, bwd_name: str, args: Callable[[Case], Dict[str, Any]]) -> DropkitBuilder:
+    """Builder for ``f(x, rate, *, seed, offset, out, backend, **args(case))`` pairs (rate from args)."""
+
+    def build(case: Case, backend: str) -> Kernels:
+        import dropkit  # noqa: PLC0415
+
+        fwd, bwd = getattr(dropkit, fwd_name), getattr(dropkit, bwd_name)
+        kw = args(case)
+        y = np.empty_like(case.x) if case.preallocate else None
+        gx = np.empty_like(case.grad) if case.preallocate else None
+        x, g, seed = case.x, case.grad, case.seed
+        return Kernels(lambda: fwd(x, seed=seed, offset=0, out=y, backend=backend, **kw),
+                       lambda: bwd(g, seed=seed, offset=0, out=gx, backend=backend, **kw))
+
+    return build
+
+
+def _dropkit_noise(fwd_name: str, bwd_name: str, noise: Optional[Callable] = None) -> DropkitBuilder:
+    def args(case: Case) -> Dict[str, Any]:
+        kw: Dict[str, Any] = {"rate": case.rate}
+        if noise is not None:
+            kw["noise_shape"] = noise(case.x.shape)
+        return kw
+
+    return _dropkit_pair(fwd_name, bwd_name, args)
+
+
+_CONCRETE_T = 0.1  # the seed's default temperature
+
+
+def _dropkit_concrete(case: Case, backend: str) -> Kernels:
+    import dropkit  # noqa: PLC0415
+
+    logit = math.log(case.rate) - math.log1p(-case.rate)
+    y = np.empty_like(case.x) if case.preallocate else None
+    gx = np.empty_like(case.grad) if case.preallocate else None
+    x, g, seed = case.x, case.grad, case.seed
+    return Kernels(
+        lambda: dropkit.concrete_dropout(x, logit, temperature=_CONCRETE_T, seed=seed, out=y, backend=backend),
+        lambda: dropkit.concrete_dropout_backward(g, x, logit, temperature=_CONCRETE_T, seed=seed, out=gx,
+                                                  backend=backend)[0],
+    )
+
+
+class _TunedNumpyBase:
+    """Shared state of the tuned NumPy formulations: SFC64 raw words, buffers, dtype."""
+
+    def __init__(self, case: Case) -> None:
+        self.x, self.g = case.x, case.grad
+        self.dt = case.x.dtype.type
+        self.rate = case.rate
+        self.bitgen = np.random.SFC64(case.seed)
+        self.prealloc = case.preallocate
+        self.y = np.empty_like(self.x) if self.prealloc else None
+        self.gx = np.empty_like(self.g) if self.prealloc else None
+
+    def words(self, n: int) -> np.ndarray:
+        return self.bitgen.random_raw((n + 1) // 2).view(np.uint32)[:n]
+
+    def keep(self, shape: Tuple[int, ...], threshold: Any) -> np.ndarray:
+        return np.greater_equal(self.words(int(np.prod(shape))).reshape(shape), threshold)
+
+
+class TunedNumpyBroadcast(_TunedNumpyBase):
+    """Bernoulli noise at noise size, kept as a small multiplier (mask * scale) and broadcast."""
+
+    def __init__(self, case: Case, noise: Callable[[Tuple[int, ...]], Tuple[int, ...]]) -> None:
+        super().__init__(case)
+        self.ns = noise(case.x.shape)
+        self.t = np.uint32(min(round(case.rate * 2**32), 2**32 - 1))
+        self.scale = self.dt(1.0 / (1.0 - case.rate))
+        self.mult: Optional[np.ndarray] = None
+
+    def forward(self) -> np.ndarray:
+        self.mult = self.keep(self.ns, self.t) * self.scale  # noise-shaped, x's dtype
+        return np.multiply(self.x, self.mult, out=self.y)
+
+    def backward(self) -> np.ndarray:
+        return np.multiply(self.g, self.mult, out=self.gx)
+
+
+class TunedNumpyRates(_TunedNumpyBase):
+    """Per-feature rates: one word per element against its column's integer threshold."""
+
+    def __init__(self, case: Case) -> None:
+        super().__init__(case)
+        r = feature_rates(case)
+        self.t = np.minimum(np.rint(r * 2**32), 2**32 - 1).astype(np.uint32)
+        self.scale = (1.0 / (1.0 - r)).astype(self.x.dtype)
+        self.mask: Optional[np.ndarray] = None
+
+    def _apply(self, src: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
+        res = np.multiply(src, self.mask, out=out)
+        return np.multiply(res, self.scale, out=res)
+
+    def forward(self) -> np.ndarray:
+        self.mask = self.keep(self.x.shape, self.t)
+        return self._apply(self.x, self.y)
+
+    def backward(self) -> np.ndarray:
+        return self._apply(self.g, self.gx)
+
+
+class TunedNumpyGaussian(_TunedNumpyBase):
+    """``x * (1 + s * eps)``: float32 normals from ``Generator(SFC64).standard_normal``, kept."""
+
+    def __init__(self, case: Case) -> None:
+        super().__init__(case)
+        self.gen = np.random.Generator(self.bitgen)
+        self.s = math.sqrt(case.rate / (1.0 - case.rate))
+        self.m: Optional[np.ndarray] = None
+
+    def forward(self) -> np.ndarray:
+        m = self.gen.standard_normal(self.x.shape, dtype=np.float32)
+        m *= np.float32(self.s)
+        m += np.float32(1)
+        self.m = m
+        return np.multiply(self.x, m, out=self.y)
+
+    def backward(self) -> np.ndarray:
+        return np.multiply(self.g, self.m, out=self.gx)
+
+
+class TunedNumpyAlpha(_TunedNumpyBase):
+    """Alpha dropout: integer-threshold mask (noise-shaped for feature-alpha), affine, fill."""
+
+    def __init__(self, case: Case, noise: Optional[Callable] = None) -> None:
+        super().__init__(case)
+        from ..reference._variants import alpha_constants  # noqa: PLC0415  (the same constants)
+
+        a, b, fill = alpha_constants(case.rate)
+        self.a, self.b, self.fill = self.dt(a), self.dt(b), self.dt(fill)
+        self.ns = noise(case.x.shape) if noise is not None else case.x.shape
+        self.t = np.uint32(min(round(case.rate * 2**32), 2**32 - 1))
+        self.mask: Optional[np.ndarray] = None
+
+    def forward(self) -> np.ndarray:
+        self.mask = self.keep(self.ns, self.t)
+        y = np.multiply(self.x, self.a, out=self.y)
+        y += self.b
+        np.copyto(y, self.fill, where=~np.broadcast_to(self.mask, y.shape))
+        return y
+
+    def backward(self) -> np.ndarray:
+        gx = np.multiply(self.g, self.mask, out=self.gx)
+        gx *= self.a
+        return gx
+
+
+class TunedNumpyConcrete(_TunedNumpyBase):
+    """Concrete dropout in float32: uniforms, logistic noise, the multiplier kept for backward."""
+
+    def __init__(self, case: Case) -> None:
+        super().__init__(case)
+        self.gen = np.random.Generator(self.bitgen)
+        self.logit = np.float32(math.log(case.rate) - math.log1p(-case.rate))
+        self.inv_t = np.float32(1.0 / _CONCRETE_T)
+        self.scale = np.float32(1.0 / (1.0 - case.rate))
+        self.m: Optional[np.ndarray] = None
+
+    def forward(self) -> np.ndarray:
+        u = self.gen.random(self.x.shape, dtype=np.float32)
+        np.maximum(u, np.float32(2**-24), out=u)  # random() may return 0
+        a = np.log(u)
+        a -= np.log1p(-u)
+        a += self.logit
+        a *= self.inv_t
+        np.clip(a, -64, 64, out=a)
+        np.exp(a, out=a)
+        a += np.float32(1)
+        np.divide(self.scale, a, out=a)  # (1 - z) / (1 - p) = scale / (1 + e^a)
+        self.m = a
+        return np.multiply(self.x, a, out=self.y)
+
+    def backward(self) -> np.ndarray:
+        return np.multiply(self.g, self.m, out=self.gx)
+
+
+def _tuned(cls: type, *args: Any) -> Builder:
+    def build(case: Case) -> Kernels:
+        impl = cls(case, *args)
+        return Kernels(impl.forward, impl.backward)
+
+    return build
+
+
+def _seed_temporal(case: Case) -> Kernels:
+    """Slide 14's TemporalDropout; it has no backward: slide 10's formula on its stored mask."""
+    layer = baselines.TemporalDropout(drop_rate=case.rate)
+    x, g = case.x, case.grad
+    return Kernels(lambda: layer.forward(x, training=True),
+                   lambda: g * layer.mask / (1 - layer.drop_rate))
+
+
+def _torch_autograd(fn: Callable[[Any, Any, Case], Any]) -> Builder:
+    """Builder for a PyTorch expression ``fn(torch, xr, case)`` and its autograd backward."""
+
+    def build(case: Case) -> Kernels:
+        torch = case.torch
+        xr = torch.from_numpy(case.x).requires_grad_(True)
+        gt = torch.from_numpy(case.grad)
+        last: List[Any] = [None]
+
+        def forward() -> Any:
+            last[0] = fn(torch, xr, case)
+            return last[0]
+
+        def backward() -> Any:
+            (gx,) = torch.autograd.grad(last[0], xr, gt, retain_graph=True)
+            return gx
+
+        return Kernels(forward, backward)
+
+    return build
+
+
+def _torch_temporal(torch: Any, xr: Any, case: Case) -> Any:
+    # (batch, time, features) -> dropout1d over (batch, features, time): one value per feature
+    return torch.nn.functional.dropout1d(xr.transpose(1, 2), case.rate, training=True).transpose(1, 2)
+
+
+def _torch_drop_path(torch: Any, xr: Any, case: Case) -> Any:
+    # timm's drop_path
+    keep = 1.0 - case.rate
+    r = xr.new_empty((xr.shape[0],) + (1,) * (xr.ndim - 1)).bernoulli_(keep)
+    return xr * r.div_(keep)
+
+
+def _torch_rates(torch: Any, xr: Any, case: Case) -> Any:
+    r = torch.from_numpy(feature_rates(case).astype(case.x.dtype))
+    return xr * (torch.rand_like(xr) >= r) / (1 - r)
+
+
+def _torch_gaussian(torch: Any, xr: Any, case: Case) -> Any:
+    return xr * (1 + math.sqrt(case.rate / (1 - case.rate)) * torch.randn_like(xr))
+
+
+def _torch_concrete(torch: Any, xr: Any, case: Case) -> Any:
+    logit = math.log(case.rate) - math.log1p(-case.rate)
+    u = torch.rand_like(xr).clamp_(min=2**-24)
+    z = torch.sigmoid((logit + torch.log(u) - torch.log1p(-u)) / _CONCRETE_T)
+    return xr * (1 - z) / (1 - case.rate)
+
+
+# Broadcast-noise variants (spatial, temporal, DropPath, feature-alpha): their tuned NumPy
+# formulations keep a noise-sized multiplier, not a per-element mask, which the memory check of
+# tests/test_bench.py (``numpy retains >= 1 byte per element``) does not expect yet. Until that
+# check allows it, they are registered only with DROPKIT_BENCH_BROADCAST=1 in the environment.
+_BROADCAST: List[Variant] = []
+
+
+def register_broadcast_variants() -> None:
+    """Register the broadcast-noise variants (spatial1d/2d/3d, temporal, droppath, feature-alpha)."""
+    for v in _BROADCAST:
+        if v.name not in VARIANTS:
+            register(v)
+
+
+for _name, _shape, _torch_fn, _layout_name in (("spatial1d", ncl_shape, "dropout1d", "(N, C, L)"),
+                                               ("spatial2d", nchw_shape, "dropout2d", "(N, C, H, W)"),
+                                               ("spatial3d", ncdhw_shape, "dropout3d", "(N, C, D, H, W)")):
+    _BROADCAST.append(
+        Variant(
+            name=_name,
+            summary=f"spatial dropout of {_layout_name} inputs: whole channels, noise (N, C, 1, ...)",
+            dropkit=_dropkit_noise("dropout_nd", "dropout_nd_backward", channel_noise),
+            numpy=_tuned(TunedNumpyBroadcast, channel_noise),
+            seeds=({"seed000-s10": seed_layer(baselines.SpatialDropout2D, rate_arg="drop_rate")}
+                   if _name == "spatial2d" else {}),
+            torch=torch_functional(_torch_fn),
+            shape=_shape,
+        )
+    )
+
+_BROADCAST.append(
+    Variant(
+        name="temporal",
+        summary="one mask for every time step: (batch, time, features), noise (batch, 1, features)",
+        dropkit=_dropkit_noise("dropout_nd", "dropout_nd_backward", time_noise),
+        numpy=_tuned(TunedNumpyBroadcast, time_noise),
+        seeds={"seed000-s14": _seed_temporal},
+        torch=_torch_autograd(_torch_temporal),
+        shape=btf_shape,
+    )
+)
+
+_BROADCAST.append(
+    Variant(
+        name="droppath",
+        summary="stochastic depth (timm drop_path): one value per sample, noise (N, 1, 1)",
+        dropkit=_dropkit_noise("dropout_nd", "dropout_nd_backward", sample_noise),
+        numpy=_tuned(TunedNumpyBroadcast, sample_noise),
+        seeds={},  # the seeds have no DropPath
+        torch=_torch_autograd(_torch_drop_path),
+        shape=tokens_shape,
+    )
+)
+
+register(
+    Variant(
+        name="feature-rates",
+        summary="a rate per feature (adaptive dropout): (batch, 1024), rates 0.5x..1.5x of --rate",
+        dropkit=_dropkit_pair("dropout_nd", "dropout_nd_backward", lambda case: {"rate": feature_rates(case)}),
+        numpy=_tuned(TunedNumpyRates),
+        seeds={},  # slide 4 computes per-feature rates but never applies them (docs/seeds.md)
+        torch=_torch_autograd(_torch_rates),
+        shape=features_shape,
+    )
+)
+
+register(
+    Variant(
+        name="gaussian",
+        summary="Gaussian dropout: x * (1 + sigma * eps), sigma = sqrt(rate / (1 - rate))",
+        dropkit=_dropkit_noise("gaussian_dropout", "gaussian_dropout_backward"),
+        numpy=_tuned(TunedNumpyGaussian),
+        seeds={"seed000-s11": seed_layer(baselines.GaussianDropout, rate_arg="drop_rate")},
+        torch=_torch_autograd(_torch_gaussian),  # PyTorch has no Gaussian dropout
+    )
+)
+
+register(
+    Variant(
+        name="alpha",
+        summary="alpha dropout (SELU): kept a*x + b, dropped a*alpha' + b",
+        dropkit=_dropkit_noise("alpha_dropout", "alpha_dropout_backward"),
+        numpy=_tuned(TunedNumpyAlpha),
+        seeds={},  # the seeds have no alpha dropout
+        torch=torch_functional("alpha_dropout"),
+    )
+)
+
+_BROADCAST.append(
+    Variant(
+        name="feature-alpha",
+        summary="feature-alpha dropout: alpha dropout of whole NCHW channels",
+        dropkit=_dropkit_pair("feature_alpha_dropout", "feature_alpha_dropout_backward",
+                              lambda case: {"rate": case.rate}),
+        numpy=_tuned(TunedNumpyAlpha, channel_noise),
+        seeds={},
+        torch=torch_functional("feature_alpha_dropout"),
+        shape=nchw_shape,
+    )
+)
+
+register(
+    Variant(
+        name="concrete",
+        summary=f"concrete dropout (temperature {_CONCRETE_T}, p = --rate): x * (1 - z) / (1 - p)",
+        dropkit=_dropkit_concrete,
+        numpy=_tuned(TunedNumpyConcrete),
+        seeds={},  # slide 7 has forward code only: no backward, nothing kept to build one
+        torch=_torch_autograd(_torch_concrete),  # PyTorch has no concrete dropout
+    )
+)
+
+if os.environ.get("DROPKIT_BENCH_BROADCAST", "").strip() == "1":
+    register_broadcast_variants()
