@@ -107,8 +107,6 @@ def test_errors_name_the_problem():
         _core.alpha_apply(x, np.empty(x.shape, np.float64), T, 1.0, 0.0, 0.0, 1, 0, None, 1, "")
     with pytest.raises(ValueError, match="shape"):
         _core.bernoulli_apply_nd(x, np.empty((5, 4), np.float32), T, 2.0, 1, 0, None, 1, "")
-    with pytest.raises(TypeError, match="rate arrays"):
-        _core.bernoulli_apply_nd(x, np.empty_like(x), np.full(5, T), 2.0, 1, 0, None, 1, "")
     with pytest.raises(ValueError, match="threshold"):
         _core.alpha_apply(x, np.empty_like(x), 2**32 + 1, 1.0, 0.0, 0.0, 1, 0, None, 1, "")
     with pytest.raises(ValueError, match="sigma"):
@@ -117,3 +115,37 @@ def test_errors_name_the_problem():
     mis = buf[1:].view(np.float32).reshape(4, 5)
     with pytest.raises(ValueError, match="aligned"):
         _core.gaussian_apply(x, mis, 0.5, 1, 0, None, 1, "")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize(
+    "shape,rshape", [((7, 300), (300,)), ((3, 4, 2500), (3, 1, 2500)), ((40_000,), (40_000,)), ((5, 6), (5, 1)),
+                     ((0, 3), (3,)), ((), ())], ids=str)
+def test_rate_arrays_core_equals_reference(dtype, shape, rshape):
+    rng = np.random.default_rng(7)
+    x = _x(shape, dtype)
+    rates = rng.uniform(0, 1, rshape)
+    if rates.size > 3:
+        rates.reshape(-1)[:3] = [0.0, 1.0, 1 - 2.0**-40]  # keep all, drop all, threshold 2**32
+    t = R.rate_thresholds(rates)
+    s = R.rate_scales(rates, dtype)
+    want = R.bernoulli_apply_nd(x, np.empty_like(x), t, s, 5, 77)
+    for simd in TARGETS:
+        for threads in (1, 2):
+            _same(_core.bernoulli_apply_nd(x, np.empty_like(x), t, s, 5, 77, None, threads, simd), want)
+
+
+def test_constant_rate_array_is_the_scalar_rate():
+    x = _x((16, 4096), np.float32)
+    t = np.full(4096, T, dtype=np.uint64)
+    s = np.full(4096, 1 / (1 - RATE))
+    y = _core.bernoulli_apply_nd(x, np.empty_like(x), t, s, 5, 3, None, 2, "")
+    _same(y, dropkit.dropout(x, RATE, seed=5, offset=3))
+
+
+def test_rate_arrays_need_the_default_map():
+    x = np.ones((4, 5), np.float32)
+    with pytest.raises(TypeError, match="reference"):
+        _core.bernoulli_apply_nd(x, np.empty_like(x), np.full(5, T), 2.0, 1, 0, R.noise_pstrides(x.shape, (4, 1)), 1, "")
+    with pytest.raises(ValueError, match="broadcast"):
+        _core.bernoulli_apply_nd(x, np.empty_like(x), np.full(3, T), 2.0, 1, 0, None, 1, "")

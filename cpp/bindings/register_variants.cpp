@@ -77,17 +77,79 @@ py::array call_engine(const py::array& x, py::array& out, const py::object& pstr
     return out;
 }
 
+bool is_array(const py::object& v) {
+    return py::isinstance<py::array>(v) && py::reinterpret_borrow<py::array>(v).ndim() != 0;
+}
+
+// Rate arrays (docs/rng.md section 9): thresholds and scales broadcast to x's shape (views, no
+// copy of x's size), read through their strides by the core.
+py::array rates_call(const py::array& x, py::array& out, const py::object& threshold, const py::object& scale,
+                     std::uint64_t seed, std::uint64_t offset, const py::object& pstrides, int threads,
+                     const std::string& simd) {
+    const std::vector<std::uint64_t> ps = parse_pstrides(pstrides, x);
+    const std::vector<std::uint64_t> dflt = parse_pstrides(py::none(), x);
+    for (std::size_t d = 0; d < ps.size(); ++d)
+        if (ps[d] != dflt[d] && x.shape(static_cast<py::ssize_t>(d)) > 1)
+            throw py::type_error("rate arrays with a position map other than the default run on the NumPy reference");
+    const py::module_ np = py::module_::import("numpy");
+    const py::tuple shape = py::cast<py::tuple>(x.attr("shape"));
+    const auto t = py::array_t<std::uint64_t, py::array::forcecast>::ensure(threshold);
+    const auto sc = py::array_t<double, py::array::forcecast>::ensure(scale);
+    if (!t || !sc) throw py::type_error("threshold and scale must be numbers or numeric arrays");
+    py::array tb, sb;
+    try {
+        tb = np.attr("broadcast_to")(t, shape);
+        sb = np.attr("broadcast_to")(sc, shape);
+    } catch (py::error_already_set&) {
+        throw py::value_error("threshold and scale must broadcast to x's shape");
+    }
+    const auto tv = py::cast<py::array_t<std::uint64_t>>(tb);
+    if (py::cast<bool>(np.attr("any")(np.attr("greater")(t, std::uint64_t{1} << 32))))
+        throw py::value_error("thresholds must be in [0, 2**32]");
+    const auto sv = py::cast<py::array_t<double>>(sb);
+    const py::dtype d = x.dtype();
+    if (d.kind() != 'f' || (d.itemsize() != 2 && d.itemsize() != 4 && d.itemsize() != 8))
+        throw py::type_error("x must be float16, float32 or float64, got " + py::str(d).cast<std::string>());
+    if (!out.dtype().is(d)) throw py::type_error("out must have x's dtype");
+    if (!c_contiguous(x)) throw py::value_error("x must be C-contiguous");
+    require_writable_contiguous(out, "out");
+    if (out.ndim() != x.ndim() || !std::equal(x.shape(), x.shape() + x.ndim(), out.shape()))
+        throw py::value_error("out must have x's shape");
+    if (x.ndim() > kMaxRateDims) throw py::value_error("x has too many dimensions");
+    const auto n = static_cast<std::size_t>(x.size());
+    if (n != 0 && offset + (n - 1) < offset) throw py::value_error("offset + size must not exceed 2**64");
+    const int nd = static_cast<int>(x.ndim());
+    std::vector<std::int64_t> shp(static_cast<std::size_t>(nd)), ts(static_cast<std::size_t>(nd)), ss(static_cast<std::size_t>(nd));
+    for (int i = 0; i < nd; ++i) {
+        shp[static_cast<std::size_t>(i)] = x.shape(i);
+        ts[static_cast<std::size_t>(i)] = tv.strides(i) / static_cast<py::ssize_t>(sizeof(std::uint64_t));
+        ss[static_cast<std::size_t>(i)] = sv.strides(i) / static_cast<py::ssize_t>(sizeof(double));
+    }
+    const RateArrays r{nd, shp.data(), tv.data(), ts.data(), sv.data(), ss.data()};
+    const int nt = parse_threads(threads);
+    const Simd s = parse_simd(simd);
+    const void* xp = x.data();
+    void* yp = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        if (d.itemsize() == 4)
+            rates_apply(static_cast<const float*>(xp), static_cast<float*>(yp), n, r, seed, offset, nt, s);
+        else if (d.itemsize() == 8)
+            rates_apply(static_cast<const double*>(xp), static_cast<double*>(yp), n, r, seed, offset, nt, s);
+        else
+            rates_apply_f16(static_cast<const std::uint16_t*>(xp), static_cast<std::uint16_t*>(yp), n, r, seed,
+                            offset, nt, s);
+    }
+    return out;
+}
+
 std::uint64_t scalar_threshold(const py::object& threshold) {
-    if (py::isinstance<py::array>(threshold) && py::reinterpret_borrow<py::array>(threshold).ndim() != 0)
-        throw py::type_error("the core takes one threshold per call; rate arrays run on the NumPy reference");
     const auto t = threshold.cast<std::uint64_t>();
     if (t > (std::uint64_t{1} << 32)) throw py::value_error("threshold must be in [0, 2**32], got " + std::to_string(t));
     return t;
 }
 
 double scalar_scale(const py::object& scale) {
-    if (py::isinstance<py::array>(scale) && py::reinterpret_borrow<py::array>(scale).ndim() != 0)
-        throw py::type_error("the core takes one scale per call; rate arrays run on the NumPy reference");
     return scale.cast<double>();
 }
 
@@ -98,6 +160,7 @@ void register_variants(py::module_& m) {
         "bernoulli_apply_nd",
         [](const py::array& x, py::array& out, const py::object& threshold, const py::object& scale,
            std::uint64_t seed, std::uint64_t offset, const py::object& pstrides, int threads, const std::string& simd) {
+            if (is_array(threshold) || is_array(scale)) return rates_call(x, out, threshold, scale, seed, offset, pstrides, threads, simd);
             const NoiseSpec noise{false, scalar_threshold(threshold), {}};
             return call_engine(x, out, pstrides, offset, noise, OpSpec{OpKind::scale, scalar_scale(scale), 0, 0}, seed,
                                threads, simd);
@@ -105,7 +168,8 @@ void register_variants(py::module_& m) {
         py::arg("x"), py::arg("out"), py::arg("threshold"), py::arg("scale"), py::arg("seed"), py::arg("offset"),
         py::arg("pstrides") = py::none(), py::arg("threads") = -1, py::arg("simd") = "",
         "Bernoulli dropout with the position map of docs/rng.md section 8: out = x * scale where "
-        "u(pos) >= threshold, +0 elsewhere. One scalar threshold and scale.");
+        "u(pos) >= threshold, +0 elsewhere. threshold and scale: scalars, or arrays broadcastable "
+        "to x (rate arrays, section 9; default position map only).");
     m.def(
         "alpha_apply",
         [](const py::array& x, py::array& out, const py::object& threshold, double a, double b, double fill,

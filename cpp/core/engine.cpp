@@ -239,6 +239,22 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
 
 }  // namespace
 
+void rates_apply(const float* x, float* y, std::size_t n, const RateArrays& r, std::uint64_t seed,
+                 std::uint64_t offset, int threads, Simd simd) {
+    const auto fn = table(simd).rates_f32;
+    parallel_chunks(n, offset, threads, false, [&](std::size_t i0, std::size_t i1) { fn(x, y, i0, i1, r, seed, offset); });
+}
+void rates_apply(const double* x, double* y, std::size_t n, const RateArrays& r, std::uint64_t seed,
+                 std::uint64_t offset, int threads, Simd simd) {
+    const auto fn = table(simd).rates_f64;
+    parallel_chunks(n, offset, threads, false, [&](std::size_t i0, std::size_t i1) { fn(x, y, i0, i1, r, seed, offset); });
+}
+void rates_apply_f16(const std::uint16_t* x, std::uint16_t* y, std::size_t n, const RateArrays& r,
+                     std::uint64_t seed, std::uint64_t offset, int threads, Simd simd) {
+    const auto fn = table(simd).rates_f16;
+    parallel_chunks(n, offset, threads, false, [&](std::size_t i0, std::size_t i1) { fn(x, y, i0, i1, r, seed, offset); });
+}
+
 void engine_apply(const float* x, float* y, const std::int64_t* shape, const std::uint64_t* pstrides, int ndim,
                   std::uint64_t offset, const NoiseSpec& noise, const OpSpec& op, std::uint64_t seed, int threads,
                   Simd simd) {

@@ -127,6 +127,18 @@ struct Isa {
                              const std::uint8_t* bits, unsigned bit0, float s, bool nt) {
         return run<F16>(x, y, count, bits, bit0, s, _mm256_set1_ps(s), nt);
     }
+    // out[k] bit j = bit (31 - p) of t32[32k + j]: the bit shifted to the sign, then movemask.
+    static void plane_bits(const std::uint32_t* t32, int p, std::uint32_t* out, std::size_t nwords) {
+        const __m128i sh = _mm_cvtsi32_si128(p);
+        for (std::size_t k = 0; k < nwords; ++k) {
+            std::uint32_t w = 0;
+            for (int q = 0; q < 4; ++q) {
+                const V v = _mm256_sll_epi32(load(t32 + 32 * k + 8 * static_cast<std::size_t>(q)), sh);
+                w |= static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(v))) << (8 * q);
+            }
+            out[k] = w;
+        }
+    }
     static void fence() { _mm_sfence(); }
 };
 

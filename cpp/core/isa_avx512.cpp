@@ -166,6 +166,16 @@ struct Isa {
         _mm512_storeu_ps(out + 48, _mm512_shuffle_f32x4(c, d, 0xDD));
     }
 
+    // out[k] bit j = bit (31 - p) of t32[32k + j]: one vptestmd per 16 thresholds.
+    static void plane_bits(const std::uint32_t* t32, int p, std::uint32_t* out, std::size_t nwords) {
+        const V bit = set1(1u << (31 - p));
+        for (std::size_t k = 0; k < nwords; ++k) {
+            const std::uint32_t lo = _mm512_test_epi32_mask(load(t32 + 32 * k), bit);
+            const std::uint32_t hi = _mm512_test_epi32_mask(load(t32 + 32 * k + 16), bit);
+            out[k] = lo | (hi << 16);
+        }
+    }
+
     // Keep bits to bytes in {0, 1}, 32 at a time (one masked byte move each); the tail is the
     // skeleton's.
     static std::size_t bytes(std::uint8_t* out, std::size_t count, const std::uint8_t* bits, unsigned bit0) {

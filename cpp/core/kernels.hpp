@@ -85,6 +85,25 @@ void engine_apply_f16(const std::uint16_t* x, std::uint16_t* y, const std::int64
                       const std::uint64_t* pstrides, int ndim, std::uint64_t offset, const NoiseSpec& noise,
                       const OpSpec& op, std::uint64_t seed, int threads, Simd simd);
 
+// Rate arrays (docs/rng.md section 9), default position map: element i (C order over `shape`)
+// has threshold t[sum idx_d * tstrides_d] and scale s[sum idx_d * sstrides_d] (strides in
+// elements, 0 along broadcast axes; the scale is rounded once to the compute type).
+inline constexpr int kMaxRateDims = 64;
+struct RateArrays {
+    int ndim;
+    const std::int64_t* shape;
+    const std::uint64_t* t;
+    const std::int64_t* tstrides;
+    const double* s;
+    const std::int64_t* sstrides;
+};
+void rates_apply(const float* x, float* y, std::size_t n, const RateArrays& r, std::uint64_t seed,
+                 std::uint64_t offset, int threads, Simd simd);
+void rates_apply(const double* x, double* y, std::size_t n, const RateArrays& r, std::uint64_t seed,
+                 std::uint64_t offset, int threads, Simd simd);
+void rates_apply_f16(const std::uint16_t* x, std::uint16_t* y, std::size_t n, const RateArrays& r,
+                     std::uint64_t seed, std::uint64_t offset, int threads, Simd simd);
+
 // OMP_NUM_THREADS, or the number of cores.
 int default_threads();
 

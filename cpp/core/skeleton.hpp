@@ -19,6 +19,7 @@
 //       (the skeleton finishes the rest with the portable scalar code below); nt asks for
 //       non-temporal stores; void fence() orders them.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -163,6 +164,65 @@ inline void keep_words(std::uint64_t seed, std::uint64_t block0, std::uint64_t t
     for (int w = 0; w < 4; ++w) Isa::store(tmp[w], lt[w]);
     for (int l = 0; l < W; ++l)
         for (int w = 0; w < 4; ++w) words[4 * l + w] = ~tmp[w][l];
+}
+
+// Keep bits of a tile against a threshold per position (docs/rng.md section 9): t32[k] is the
+// threshold of position 128*block0 + k, clamped to 2^32 - 1, and bit k of `never` is set where
+// the threshold was 2^32 (rate 1: dropped whatever u is). The comparison is bit-sliced: plane p
+// of u against plane p of the thresholds, planes made until every position is decided.
+template <class Isa, class = void>
+struct HasPlaneBits : std::false_type {};
+template <class Isa>
+struct HasPlaneBits<Isa, std::void_t<decltype(Isa::plane_bits(nullptr, 0, nullptr, std::size_t{0}))>>
+    : std::true_type {};
+
+// out[k] bit j = bit (31 - p) of t32[32k + j], k < nwords.
+template <class Isa>
+inline void plane_bits(const std::uint32_t* t32, int p, std::uint32_t* out, std::size_t nwords) {
+    if constexpr (HasPlaneBits<Isa>::value) {
+        Isa::plane_bits(t32, p, out, nwords);
+    } else {
+        for (std::size_t k = 0; k < nwords; ++k) {
+            std::uint32_t w = 0;
+            for (unsigned j = 0; j < 32; ++j) w |= ((t32[32 * k + j] >> (31 - p)) & 1u) << j;
+            out[k] = w;
+        }
+    }
+}
+
+template <class Isa>
+inline void keep_words_per_position(std::uint64_t seed, std::uint64_t block0, const std::uint32_t* t32,
+                                    const std::uint32_t* never, std::uint32_t* words) {
+    constexpr int W = Isa::W;
+    using V = typename Isa::V;
+    alignas(64) std::uint32_t c0[W], c1[W];
+    for (int l = 0; l < W; ++l) {
+        const std::uint64_t b = block0 + static_cast<std::uint64_t>(l);
+        c0[l] = static_cast<std::uint32_t>(b);
+        c1[l] = static_cast<std::uint32_t>(b >> 32);
+    }
+    const V vc0 = Isa::load(c0), vc1 = Isa::load(c1), vc3 = Isa::set1(kStreamBernoulli);
+    const V k0 = Isa::set1(static_cast<std::uint32_t>(seed));
+    const V k1 = Isa::set1(static_cast<std::uint32_t>(seed >> 32));
+    V lt[4] = {Isa::zero(), Isa::zero(), Isa::zero(), Isa::zero()};
+    V eq[4] = {Isa::ones(), Isa::ones(), Isa::ones(), Isa::ones()};
+    alignas(64) std::uint32_t tw[4][W];
+    for (int p = 0; p < kPlanes; ++p) {
+        V u[1][4];
+        philox_planes<Isa, 1>(vc0, vc1, static_cast<std::uint32_t>(p), vc3, k0, k1, u);
+        for (int l = 0; l < W; ++l)  // word w of block l: positions 128 l + 32 w + (0..31)
+            for (int w = 0; w < 4; ++w) plane_bits<Isa>(t32 + 128 * l + 32 * w, p, &tw[w][l], 1);
+        for (int w = 0; w < 4; ++w) {
+            const V t = Isa::load(tw[w]);
+            lt[w] = Isa::bor(lt[w], Isa::band(Isa::bandnot(u[0][w], eq[w]), t));  // u bit 0, t bit 1
+            eq[w] = Isa::bandnot(Isa::bxor(u[0][w], t), eq[w]);
+        }
+        if (Isa::all_zero(eq)) break;
+    }
+    alignas(64) std::uint32_t tmp[4][W];
+    for (int w = 0; w < 4; ++w) Isa::store(tmp[w], lt[w]);
+    for (int l = 0; l < W; ++l)
+        for (int w = 0; w < 4; ++w) words[4 * l + w] = ~tmp[w][l] & ~never[4 * l + w];
 }
 
 inline bool keep_bit(const std::uint32_t* words, std::size_t p) {
@@ -403,6 +463,93 @@ void continuous_noise_range(float* out, std::size_t i0, std::size_t i1, const Co
         walk_continuous<Isa>(i0, i1, offset, seed, make_noise<ConcreteNoise>(p), copy);
 }
 
+// ---- rate arrays (docs/rng.md section 9): a threshold and a scale per element ----------------
+
+// y[i] = keep_i ? x[i] * s_i : +0 for i in [i0, i1), positions offset + i; rates.t and rates.s
+// give element i's threshold and scale through their strides over x's shape (zero along
+// broadcast axes).
+template <class Isa, class T>
+void rates_apply_range(const T* x, T* y, std::size_t i0, std::size_t i1, const RateArrays& rates,
+                       std::uint64_t seed, std::uint64_t offset) {
+    using CT = std::conditional_t<std::is_same<T, double>::value, double, float>;
+    constexpr std::uint64_t kTile = kBlockSize * Isa::W;
+    alignas(64) std::uint32_t t32[kTile];
+    alignas(64) std::uint32_t never[kTile / 32];
+    alignas(64) std::uint32_t words[4 * Isa::W + 2] = {};
+    CT sc[kTile];
+    // multi-index of element i and the threshold/scale offsets that go with it
+    const int nd = rates.ndim;
+    std::int64_t idx[kMaxRateDims] = {};
+    std::int64_t to = 0, so = 0;
+    {
+        std::size_t r = i0;
+        for (int d = nd - 1; d >= 0; --d) {
+            const auto sd = static_cast<std::size_t>(rates.shape[d]);
+            idx[d] = static_cast<std::int64_t>(r % sd);
+            r /= sd;
+            to += idx[d] * rates.tstrides[d];
+            so += idx[d] * rates.sstrides[d];
+        }
+    }
+    auto next = [&] {  // advance the multi-index by one element (C order)
+        for (int d = nd - 1; d >= 0; --d) {
+            ++idx[d];
+            to += rates.tstrides[d];
+            so += rates.sstrides[d];
+            if (idx[d] < rates.shape[d]) return;
+            to -= idx[d] * rates.tstrides[d];
+            so -= idx[d] * rates.sstrides[d];
+            idx[d] = 0;
+        }
+    };
+    std::size_t i = i0;
+    while (i < i1) {
+        const std::uint64_t g = offset + i;
+        const std::uint64_t in_tile = g % kTile;
+        const std::uint64_t left = kTile - in_tile;
+        const std::size_t count = (i1 - i < left) ? i1 - i : static_cast<std::size_t>(left);
+        std::memset(t32, 0, sizeof t32);
+        std::memset(never, 0, sizeof never);
+        // run by run along the last axis (stride 1 or 0 there: a loop the compiler vectorizes)
+        for (std::size_t e = 0; e < count;) {
+            const int last = nd - 1;
+            const std::size_t run = nd == 0 ? count - e
+                                            : std::min(count - e, static_cast<std::size_t>(rates.shape[last] - idx[last]));
+            const std::int64_t tst = nd == 0 ? 0 : rates.tstrides[last], sst = nd == 0 ? 0 : rates.sstrides[last];
+            const std::size_t k0 = static_cast<std::size_t>(in_tile) + e;
+            for (std::size_t j = 0; j < run; ++j) {
+                const std::uint64_t t = rates.t[to + static_cast<std::int64_t>(j) * tst];
+                t32[k0 + j] = t >= kThresholdMax ? 0xFFFFFFFFu : static_cast<std::uint32_t>(t);
+                sc[k0 + j] = static_cast<CT>(rates.s[so + static_cast<std::int64_t>(j) * sst]);
+            }
+            for (std::size_t j = 0; j < run; ++j)
+                if (rates.t[to + static_cast<std::int64_t>(j) * tst] >= kThresholdMax)
+                    never[(k0 + j) >> 5] |= 1u << ((k0 + j) & 31);
+            e += run;
+            if (nd == 0) break;
+            // move the multi-index by `run` elements: to the end of this row, or within it
+            if (static_cast<std::int64_t>(run) + idx[last] < rates.shape[last]) {
+                idx[last] += static_cast<std::int64_t>(run);
+                to += static_cast<std::int64_t>(run) * tst;
+                so += static_cast<std::int64_t>(run) * sst;
+            } else {
+                to -= idx[last] * tst;
+                so -= idx[last] * sst;
+                idx[last] = rates.shape[last] - 1;
+                to += idx[last] * tst;
+                so += idx[last] * sst;
+                next();
+            }
+        }
+        keep_words_per_position<Isa>(seed, (g - in_tile) >> kBlockBits, t32, never, words);
+        for (std::size_t e = 0; e < count; ++e) {
+            const std::size_t k = static_cast<std::size_t>(in_tile) + e;
+            y[i + e] = mul_keep(x[i + e], sc[k], keep_bit(words, k));
+        }
+        i += count;
+    }
+}
+
 template <class Isa>
 KernelTable make_table(const char* name) {
     return KernelTable{name,
@@ -415,7 +562,10 @@ KernelTable make_table(const char* name) {
                        &continuous_apply_range<Isa, float>,
                        &continuous_apply_range<Isa, double>,
                        &continuous_apply_range<Isa, std::uint16_t>,
-                       &continuous_noise_range<Isa>};
+                       &continuous_noise_range<Isa>,
+                       &rates_apply_range<Isa, float>,
+                       &rates_apply_range<Isa, double>,
+                       &rates_apply_range<Isa, std::uint16_t>};
 }
 
 }  // namespace DROPKIT_ISA_NS
