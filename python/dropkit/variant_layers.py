@@ -152,6 +152,15 @@ class _BroadcastDropout(Dropout):
                                    inverted=False, backend=self.backend) != 0
 
 
+def _rate_alias(name: str, doc: str) -> property:
+    """A property ``name`` that reads and writes ``rate`` (validated, errors naming ``name``)."""
+
+    def fset(self, value) -> None:
+        self.rate = _validate.rate(value, name)
+
+    return property(lambda self: self.rate, fset, doc=doc)
+
+
 _DATA_FORMATS = ("channels_first", "channels_last")
 
 
@@ -166,14 +175,7 @@ class _SpatialDropout(_BroadcastDropout):
         super().__init__(rate, drop_rate=drop_rate, seed=seed, inverted=inverted, backend=backend)
         self.data_format = data_format
 
-    @property
-    def drop_rate(self) -> float:
-        """The drop rate (the seed's name for :attr:`rate`)."""
-        return self.rate
-
-    @drop_rate.setter
-    def drop_rate(self, value) -> None:
-        self.rate = _validate.rate(value, "drop_rate")
+    drop_rate = _rate_alias("drop_rate", "The drop rate (the seed's name for :attr:`rate`).")
 
     def _noise_shape(self, shape):
         if self.data_format not in _DATA_FORMATS:
@@ -349,14 +351,7 @@ class DropPath(_BroadcastDropout):
         super().__init__(_validate.rate(drop_prob, "drop_prob"), seed=seed,
                          inverted=_validate.flag(scale_by_keep, "scale_by_keep"), backend=backend)
 
-    @property
-    def drop_prob(self) -> float:
-        """The drop probability (timm's name for :attr:`rate`)."""
-        return self.rate
-
-    @drop_prob.setter
-    def drop_prob(self, value) -> None:
-        self.rate = _validate.rate(value, "drop_prob")
+    drop_prob = _rate_alias("drop_prob", "The drop probability (timm's name for :attr:`rate`).")
 
     @property
     def scale_by_keep(self) -> bool:
