@@ -1,21 +1,37 @@
-"""dropkit.torch: dropkit's dropout for PyTorch CPU tensors (``pip install "dropkit[torch]"``).
+"""dropkit.torch: dropkit's dropout and its variants for PyTorch CPU tensors (``pip install "dropkit[torch]"``).
 
-The same stream as :func:`dropkit.dropout` (docs/rng.md): the mask of a tensor is a pure function
-of ``(seed, offset + flat C-order index, p)``, so ``dropkit.torch.dropout(t, p, seed=s, offset=o)``
-has exactly the bits of ``dropkit.dropout(t.numpy(), p, seed=s, offset=o)``. Backward saves no
-tensor: only the three numbers ``(seed, offset, p)``, from which it regenerates the mask.
+The same stream as the NumPy API (docs/rng.md): the noise of a tensor is a pure function of
+``(seed, positions, p)``, so ``dropkit.torch.dropout(t, p, seed=s, offset=o)`` has exactly the
+bits of ``dropkit.dropout(t.numpy(), p, seed=s, offset=o)``, and every variant here the bits of its
+NumPy twin (table below). Backward saves no tensor: only the numbers ``(seed, offset, p)``, from
+which it regenerates the noise.
 
 Contents
 --------
-- :func:`dropout`: functional, over an opaque custom operator ``torch.ops.dropkit.dropout_apply``
-  (``torch.library.custom_op``) whose registered autograd formula (run by PyTorch as a
-  ``torch.autograd.Function``) saves ``(seed, offset, p)`` and no tensor; an in-place twin
-  ``dropout_apply_`` serves ``inplace=True`` without autograd. It works in eager mode, under
-  ``torch.autograd.gradcheck`` and inside ``torch.compile(fullgraph=True)``.
-- :class:`Dropout`: a ``torch.nn.Dropout`` drop-in (a subclass) with a seed and a position counter.
+============================ ================================ ======================================
+here (function / nn.Module)  PyTorch counterpart              the same bits as (NumPy API)
+============================ ================================ ======================================
+``dropout`` / ``Dropout``    ``F.dropout`` / ``nn.Dropout``   ``dropkit.dropout``
+``dropout1d`` / ``Dropout1d`` ``nn.Dropout1d``: (N, C, L),    ``dropkit.dropout_nd`` with
+                             (C, L)                           ``noise_shape = (N, C, 1)`` / ``(C, 1)``
+``dropout2d`` / ``Dropout2d`` ``nn.Dropout2d``: (N, C, H, W), ``noise_shape = (N, C, 1, 1)`` /
+                             (C, H, W)                        ``(C, 1, 1)``
+``dropout3d`` / ``Dropout3d`` ``nn.Dropout3d``: (N, C, D, H, W), ``(N, C, 1, 1, 1)`` / ``(C, 1, 1, 1)``
+                             (C, D, H, W)
+``alpha_dropout`` /          ``F.alpha_dropout`` /            ``dropkit.alpha_dropout``
+``AlphaDropout``             ``nn.AlphaDropout``
+``feature_alpha_dropout`` /  ``nn.FeatureAlphaDropout``:      ``dropkit.feature_alpha_dropout``
+``FeatureAlphaDropout``      noise (N, C, 1, ...)             (noise ``(N, C, 1, ..., 1)``)
+``gaussian_dropout`` /       none (Keras ``GaussianDropout``) ``dropkit.gaussian_dropout``
+``GaussianDropout``
+============================ ================================ ======================================
 
-Not here yet (they need dropkit's variants engine: broadcast noise, affine fill, continuous
-noise): ``Dropout1d/2d/3d``, ``AlphaDropout``, ``FeatureAlphaDropout``, ``GaussianDropout``.
+Each runs through an opaque custom operator (``torch.library.custom_op``):
+``torch.ops.dropkit.dropout_apply`` for standard dropout and ``torch.ops.dropkit.variant_apply``
+(a ``kind`` string and a number of noise axes) for the others, whose registered autograd formulas
+save ``(seed, offset, p)`` and no tensor; in-place twins (``dropout_apply_``, ``variant_apply_``)
+serve ``inplace=True`` without autograd. They work in eager mode, under
+``torch.autograd.gradcheck`` and inside ``torch.compile(fullgraph=True)``.
 
 Data path and copies
 --------------------
@@ -25,9 +41,9 @@ memory through another view. Two cases copy, by necessity:
 
 - a non-contiguous tensor is first made contiguous (``t.contiguous()``, one copy) because the core
   walks C-order memory; the result is contiguous;
-- bfloat16 (NumPy has no bfloat16) is widened to a float32 copy, dropped out in float32 and rounded
+- bfloat16 (NumPy has no bfloat16) is widened to a float32 copy, computed in float32 and rounded
   back to bfloat16 (round to nearest even): the rule docs/rng.md §5 gives float16, with the same
-  keep bits. Two temporaries of the tensor's size in float32.
+  noise. Two temporaries of the tensor's size in float32.
 
 Tensors on any other device (CUDA, meta, ...) raise ``ValueError``, never a silent copy to the CPU.
 
@@ -44,14 +60,33 @@ The core uses :func:`dropkit.get_num_threads` OpenMP threads, independent of
 """
 from __future__ import annotations
 
+import math
+
 try:
     import torch  # the real PyTorch (absolute import), not this module
 except ImportError as e:  # pragma: no cover - exercised only without torch
     raise ImportError("dropkit.torch needs PyTorch: pip install 'dropkit[torch]'") from e
 
-from . import _api, _validate
+from . import _validate
+from . import variants as _variants
 
-__all__ = ["Dropout", "dropout", "seed_from"]
+__all__ = [
+    "AlphaDropout",
+    "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Dropout3d",
+    "FeatureAlphaDropout",
+    "GaussianDropout",
+    "alpha_dropout",
+    "dropout",
+    "dropout1d",
+    "dropout2d",
+    "dropout3d",
+    "feature_alpha_dropout",
+    "gaussian_dropout",
+    "seed_from",
+]
 
 _TWO32 = 1 << 32
 _TWO63 = 1 << 63
@@ -110,17 +145,40 @@ def _unsigned(v: int) -> int:
 # The operators: opaque to torch.compile, CPU only
 # ------------------------------------------------------------------------------------------------
 
+#: kind -> (the NumPy API function computing it, the kind of its backward). Each function takes
+#: ``(x, rate, *, seed, offset, noise_shape, out)``; training forward and backward of standard and
+#: Gaussian dropout are one kernel (the noise applied to the values or to the gradient); alpha's
+#: backward is ``grad * a`` where kept, itself linear and its own backward.
+_KINDS = {
+    "dropout": (_variants.dropout_nd_backward, "dropout"),
+    "alpha": (_variants.alpha_dropout, "alpha_backward"),
+    "alpha_backward": (_variants.alpha_dropout_backward, "alpha_backward"),
+    "gaussian": (_variants.gaussian_dropout_backward, "gaussian"),
+}
 
-def _run(src: torch.Tensor, dst: torch.Tensor, p: float, seed: int, offset: torch.Tensor) -> None:
-    """``dst = keep ? src / (1 - p) : +0`` on contiguous CPU tensors of one dtype, through the core."""
-    o = _unsigned(int(offset))  # validated again by the core call (offset + numel <= 2**64)
+
+def _noise_shape(shape, axes: int):
+    """None (noise of x's shape) for ``axes < 0``, else the first ``axes`` sizes then ones."""
+    return None if axes < 0 else tuple(shape[:axes]) + (1,) * (len(shape) - axes)
+
+
+def _noise_numel(shape, axes: int) -> int:
+    """Positions one call uses: prod(noise shape) (docs/rng.md §8.1, §8.3)."""
+    return math.prod(shape if axes < 0 else shape[:axes])
+
+
+def _run(src: torch.Tensor, dst: torch.Tensor, kind: str, p: float, seed: int, offset: torch.Tensor,
+         axes: int) -> None:
+    """``dst = kind(src)`` on contiguous CPU tensors of one dtype, through the NumPy API (core)."""
+    fn = _KINDS[kind][0]
+    o = _unsigned(int(offset))  # validated again by the call (positions below 2**64)
+    ns = _noise_shape(tuple(src.shape), axes)
     if src.dtype == torch.bfloat16:  # NumPy has no bfloat16: float32 round trip (documented copy)
         tmp = src.detach().float()
-        _api.dropout_backward(tmp.numpy(), p, seed=_unsigned(seed), offset=o, out=tmp.numpy())
+        fn(tmp.numpy(), p, seed=_unsigned(seed), offset=o, noise_shape=ns, out=tmp.numpy())
         dst.copy_(tmp)
         return
-    # Training forward and backward are one kernel: keep ? v * s : +0 with the same (seed, offset, p).
-    _api.dropout_backward(src.detach().numpy(), p, seed=_unsigned(seed), offset=o, out=dst.detach().numpy())
+    fn(src.detach().numpy(), p, seed=_unsigned(seed), offset=o, noise_shape=ns, out=dst.detach().numpy())
 
 
 # ``offset`` is a 0-d int64 tensor (the bit pattern of a position in [0, 2**64)) rather than an int:
@@ -133,7 +191,7 @@ def _dropout_apply(x: torch.Tensor, p: float, seed: int, offset: torch.Tensor) -
     """``keep ? x / (1 - p) : +0`` for a contiguous CPU tensor; seed (int) and offset (0-d int64
     tensor) hold the two's-complement bit patterns of values in [0, 2**64)."""
     y = torch.empty_like(x, memory_format=torch.contiguous_format)
-    _run(x, y, p, seed, offset)
+    _run(x, y, "dropout", p, seed, offset, -1)
     return y
 
 
@@ -145,7 +203,7 @@ def _(x, p, seed, offset):
 @torch.library.custom_op("dropkit::dropout_apply_", mutates_args=("x",), device_types="cpu")
 def _dropout_apply_(x: torch.Tensor, p: float, seed: int, offset: torch.Tensor) -> None:
     """In-place :func:`_dropout_apply` on a contiguous CPU tensor."""
-    _run(x, x, p, seed, offset)
+    _run(x, x, "dropout", p, seed, offset, -1)
 
 
 @_dropout_apply_.register_fake
@@ -153,38 +211,93 @@ def _(x, p, seed, offset):
     return None
 
 
-def _setup_context(ctx, inputs, output):
-    # Only (seed, offset, p): the offset as its 0-d int64 tensor (8 bytes), never a mask.
+@torch.library.custom_op("dropkit::variant_apply", mutates_args=(), device_types="cpu")
+def _variant_apply(x: torch.Tensor, kind: str, p: float, seed: int, offset: torch.Tensor,
+                   axes: int) -> torch.Tensor:
+    """A variant (``kind`` of :data:`_KINDS`) of a contiguous CPU tensor whose noise has the shape
+    of x's first ``axes`` axes followed by ones (all of x's axes when ``axes`` is -1)."""
+    y = torch.empty_like(x, memory_format=torch.contiguous_format)
+    _run(x, y, kind, p, seed, offset, axes)
+    return y
+
+
+@_variant_apply.register_fake
+def _(x, kind, p, seed, offset, axes):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("dropkit::variant_apply_", mutates_args=("x",), device_types="cpu")
+def _variant_apply_(x: torch.Tensor, kind: str, p: float, seed: int, offset: torch.Tensor,
+                    axes: int) -> None:
+    """In-place :func:`_variant_apply` on a contiguous CPU tensor."""
+    _run(x, x, kind, p, seed, offset, axes)
+
+
+@_variant_apply_.register_fake
+def _(x, kind, p, seed, offset, axes):
+    return None
+
+
+# The autograd formulas (PyTorch wraps each in a torch.autograd.Function). They keep only
+# (seed, offset, p) -- the offset as its 0-d int64 tensor, 8 bytes -- never a mask, and regenerate
+# the noise. They are registered on the operators rather than written as torch.autograd.Function
+# subclasses because torch.compile then sees one opaque node with a known derivative (and Dynamo in
+# torch 2.13 warns, DeprecationWarning, whenever it traces a user autograd.Function).
+
+
+def _setup_dropout(ctx, inputs, output):
     _, ctx.p, ctx.seed, offset = inputs
     ctx.save_for_backward(offset)
 
 
-def _backward(ctx, grad):
+def _backward_dropout(ctx, grad):
     (offset,) = ctx.saved_tensors
     return torch.ops.dropkit.dropout_apply(grad.contiguous(), ctx.p, ctx.seed, offset), None, None, None
 
 
-# The autograd formula of the operator (PyTorch wraps it in a torch.autograd.Function): backward is
-# the forward kernel applied to the gradient with the same (seed, offset, p). It is registered on
-# the operator rather than written as a torch.autograd.Function subclass because torch.compile then
-# sees one opaque node with a known derivative (and Dynamo in torch 2.13 warns, DeprecationWarning,
-# whenever it traces a user autograd.Function).
-_dropout_apply.register_autograd(_backward, setup_context=_setup_context)
+def _setup_variant(ctx, inputs, output):
+    _, ctx.kind, ctx.p, ctx.seed, offset, ctx.axes = inputs
+    ctx.save_for_backward(offset)
 
 
-def _apply(t: torch.Tensor, p: float, seed: int, offset: torch.Tensor, inplace: bool) -> torch.Tensor:
-    """Training-mode dropout through the operators (arguments already validated)."""
+def _backward_variant(ctx, grad):
+    (offset,) = ctx.saved_tensors
+    dx = torch.ops.dropkit.variant_apply(grad.contiguous(), _KINDS[ctx.kind][1], ctx.p, ctx.seed, offset,
+                                         ctx.axes)
+    return dx, None, None, None, None, None
+
+
+_dropout_apply.register_autograd(_backward_dropout, setup_context=_setup_dropout)
+_variant_apply.register_autograd(_backward_variant, setup_context=_setup_variant)
+
+
+def _apply(t: torch.Tensor, kind: str, p: float, seed: int, offset: torch.Tensor, axes: int,
+           inplace: bool) -> torch.Tensor:
+    """Training mode through the operators (arguments already validated)."""
+    ops = torch.ops.dropkit
+    if kind == "dropout" and axes < 0:
+        def op(x):
+            return ops.dropout_apply(x, p, seed, offset)
+
+        def op_(x):
+            ops.dropout_apply_(x, p, seed, offset)
+    else:
+        def op(x):
+            return ops.variant_apply(x, kind, p, seed, offset, axes)
+
+        def op_(x):
+            ops.variant_apply_(x, kind, p, seed, offset, axes)
     if not inplace:
-        return torch.ops.dropkit.dropout_apply(t.contiguous(), p, seed, offset)
+        return op(t.contiguous())
     if t.is_contiguous() and not (t.requires_grad and torch.is_grad_enabled()):
-        torch.ops.dropkit.dropout_apply_(t, p, seed, offset)  # truly in place
+        op_(t)  # truly in place
     else:  # autograd records copy_ (a leaf that requires grad raises, as in PyTorch)
-        t.copy_(torch.ops.dropkit.dropout_apply(t.contiguous(), p, seed, offset))
+        t.copy_(op(t.contiguous()))
     return t
 
 
 # ------------------------------------------------------------------------------------------------
-# Public API
+# Validation shared by functions and modules
 # ------------------------------------------------------------------------------------------------
 
 
@@ -198,6 +311,64 @@ def _check_tensor(t, name: str = "t") -> None:
         raise TypeError(f"{name} must be a dense (strided) tensor, got layout {t.layout}")
     if t.dtype not in _DTYPES:
         raise TypeError(f"{name} must have dtype float16, bfloat16, float32 or float64, got {t.dtype}")
+
+
+def _gaussian_rate(p) -> float:
+    r = _validate.rate(p, "p")
+    if r == 1.0:
+        raise ValueError(f"p must be in [0, 1) for Gaussian dropout (p = 1 has infinite variance), got {p!r}")
+    return r
+
+
+def _channel_axes(t: torch.Tensor, spatial: int, name: str) -> int:
+    """Noise axes of channel-wise dropout with ``spatial`` spatial axes: 2 for a batched input
+    ``(N, C, *spatial)``, 1 for an unbatched ``(C, *spatial)``."""
+    if t.dim() == spatial + 2:
+        return 2
+    if t.dim() == spatial + 1:
+        return 1
+    dims = ", ".join("DHW"[3 - spatial:]) if spatial > 1 else "L"
+    raise ValueError(f"{name} expects a {spatial + 1}-D (C, {dims}) or {spatial + 2}-D (N, C, {dims}) "
+                     f"input, got a {t.dim()}-D input of shape {tuple(t.shape)}")
+
+
+def _feature_axes(t: torch.Tensor, name: str) -> int:
+    if t.dim() < 2:
+        raise ValueError(f"{name} needs an input of at least 2 dimensions (N, C, ...), got shape "
+                         f"{tuple(t.shape)}")
+    return 2
+
+
+#: name -> (kind, rate check, noise axes of an input): every function and module of the table.
+_VARIANTS = {
+    "dropout": ("dropout", lambda p: _validate.rate(p, "p"), lambda t: -1),
+    "dropout1d": ("dropout", lambda p: _validate.rate(p, "p"), lambda t: _channel_axes(t, 1, "dropout1d")),
+    "dropout2d": ("dropout", lambda p: _validate.rate(p, "p"), lambda t: _channel_axes(t, 2, "dropout2d")),
+    "dropout3d": ("dropout", lambda p: _validate.rate(p, "p"), lambda t: _channel_axes(t, 3, "dropout3d")),
+    "alpha_dropout": ("alpha", lambda p: _validate.rate(p, "p"), lambda t: -1),
+    "feature_alpha_dropout": ("alpha", lambda p: _validate.rate(p, "p"),
+                              lambda t: _feature_axes(t, "feature_alpha_dropout")),
+    "gaussian_dropout": ("gaussian", _gaussian_rate, lambda t: -1),
+}
+
+
+def _functional(name: str, t, p, training, seed, offset, inplace):
+    """The functional form of ``name``: validate, identity cases, then the operators."""
+    kind, check_rate, noise_axes = _VARIANTS[name]
+    _check_tensor(t)
+    r = check_rate(p)
+    s = seed_from(seed) if isinstance(seed, torch.Generator) or seed is None else _validate.uint64(seed, "seed")
+    o = _validate.uint64(offset, "offset")
+    axes = noise_axes(t)
+    _validate.span(o, _noise_numel(tuple(t.shape), axes))
+    if not training or r == 0.0:
+        return t
+    return _apply(t, kind, r, _signed(s), torch.tensor(_signed(o), dtype=torch.int64), axes, bool(inplace))
+
+
+# ------------------------------------------------------------------------------------------------
+# Public functions
+# ------------------------------------------------------------------------------------------------
 
 
 def dropout(t, p=0.5, training=True, *, seed=None, offset=0, inplace=False):
@@ -249,55 +420,112 @@ def dropout(t, p=0.5, training=True, *, seed=None, offset=0, inplace=False):
     >>> np.array_equal(y.numpy(), dropkit.dropout(t.numpy(), 0.5, seed=7))
     True
     """
-    _check_tensor(t)
-    r = _validate.rate(p, "p")
-    if isinstance(seed, torch.Generator) or seed is None:
-        s = seed_from(seed)
-    else:
-        s = _validate.uint64(seed, "seed")
-    o = _validate.uint64(offset, "offset")
-    _validate.span(o, t.numel())
-    if not training or r == 0.0:
-        return t
-    return _apply(t, r, _signed(s), torch.tensor(_signed(o), dtype=torch.int64), bool(inplace))
+    return _functional("dropout", t, p, training, seed, offset, inplace)
 
 
-class Dropout(torch.nn.Dropout):
-    """``torch.nn.Dropout`` on dropkit's stream: reproducible from a seed, no mask saved for backward.
-
-    A subclass of ``torch.nn.Dropout`` (so ``isinstance(m, torch.nn.Dropout)`` holds), with its
-    arguments and behaviour: ``train()``/``eval()``, ``inplace=``, evaluation is the identity.
-
+_SHARED_DOC = """
     Parameters
     ----------
+    t : torch.Tensor
+        CPU, dtype float16, bfloat16, float32 or float64, any strides; {shape}.
     p : float, default 0.5
-        Drop probability in [0, 1].
-    inplace : bool, default False
-        Overwrite the input, as ``torch.nn.Dropout(inplace=True)``.
-    seed : None, int or torch.Generator
-        See :func:`seed_from`: None draws from PyTorch's default generator at construction, so
-        ``torch.manual_seed`` before building the model reproduces every mask.
+        {p}
+    training : bool, default True
+        False returns ``t`` itself.
+    seed, offset, inplace
+        As in :func:`dropout`; the call uses the {positions} stream positions from ``offset``
+        (which must stay below 2**64).
 
-    Attributes
-    ----------
-    seed : int
-        The 64-bit seed in use.
-    position : int
-        Stream position of the next training-mode forward. Each training forward uses
-        ``offset = position`` and then advances it by ``input.numel()`` (docs/rng.md §7);
-        evaluation does not advance it. Set it to replay a step. The counter is a 64-bit integer
-        that must not wrap: in eager mode a forward with ``position + numel >= 2**64`` raises
-        ``ValueError`` (the last position, ``2**64 - 1``, is never used by a layer). Neither attribute is in the
-        ``state_dict`` (which stays the one of ``torch.nn.Dropout``).
+    Returns
+    -------
+    torch.Tensor
+        Same shape and dtype, contiguous (``t`` itself when ``inplace``, when ``training`` is
+        False or when ``p == 0``). Bit for bit ``{same}``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`dropout`{raises}.
 
     Notes
     -----
-    Works under ``torch.compile(fullgraph=True)`` without recompiling per step: the counter lives
-    in a non-persistent 0-d int64 buffer that the graph advances in place.
+    Backward saves no tensor, only ``(seed, offset, p)``, and regenerates the noise.
+"""
+
+
+def _doc(summary: str, **fields) -> str:
+    fields.setdefault("raises", "")
+    return summary + "\n" + _SHARED_DOC.format(**fields)
+
+
+def dropout1d(t, p=0.5, training=True, *, seed=None, offset=0, inplace=False):
+    return _functional("dropout1d", t, p, training, seed, offset, inplace)
+
+
+def dropout2d(t, p=0.5, training=True, *, seed=None, offset=0, inplace=False):
+    return _functional("dropout2d", t, p, training, seed, offset, inplace)
+
+
+def dropout3d(t, p=0.5, training=True, *, seed=None, offset=0, inplace=False):
+    return _functional("dropout3d", t, p, training, seed, offset, inplace)
+
+
+def alpha_dropout(t, p=0.5, training=True, *, seed=None, offset=0, inplace=False):
+    return _functional("alpha_dropout", t, p, training, seed, offset, inplace)
+
+
+def feature_alpha_dropout(t, p=0.5, training=True, *, seed=None, offset=0, inplace=False):
+    return _functional("feature_alpha_dropout", t, p, training, seed, offset, inplace)
+
+
+def gaussian_dropout(t, p=0.5, training=True, *, seed=None, offset=0, inplace=False):
+    return _functional("gaussian_dropout", t, p, training, seed, offset, inplace)
+
+
+for _n, _spatial in (("1", "L"), ("2", "H, W"), ("3", "D, H, W")):
+    globals()[f"dropout{_n}d"].__doc__ = _doc(
+        f"Channel-wise dropout of ``(N, C, {_spatial})`` or unbatched ``(C, {_spatial})`` tensors: whole "
+        f"channels zeroed, as ``torch.nn.functional.dropout{_n}d`` (PyTorch's names and arguments, plus "
+        f"``seed`` and ``offset``).",
+        shape=f"``(N, C, {_spatial})`` or ``(C, {_spatial})``",
+        p="Probability of zeroing a channel, in [0, 1]; kept channels are scaled by ``1 / (1 - p)``.",
+        positions="``N * C`` (``C`` unbatched)",
+        same=f"dropkit.dropout_nd(t.numpy(), p, seed=seed, offset=offset, noise_shape=(N, C{', 1' * (int(_n))}))",
+        raises=f"; a tensor of another number of dimensions than {int(_n) + 1} or {int(_n) + 2}")
+alpha_dropout.__doc__ = _doc(
+    "Alpha dropout (``torch.nn.functional.alpha_dropout``): keeps the mean and variance of SELU "
+    "activations; dropped units take the fill ``a * alpha' + b``, kept ones ``x * a + b``.",
+    shape="any shape", p="Drop probability in [0, 1]; at 1 every output is ``+0.0``.",
+    positions="``t.numel()``", same="dropkit.alpha_dropout(t.numpy(), p, seed=seed, offset=offset)")
+feature_alpha_dropout.__doc__ = _doc(
+    "Feature-alpha dropout (``torch.nn.functional.feature_alpha_dropout``): alpha dropout of whole "
+    "channels, one decision per ``(sample, channel)`` of an ``(N, C, ...)`` input.",
+    shape="at least 2-D, ``(N, C, ...)``", p="Drop probability in [0, 1].",
+    positions="``N * C``", same="dropkit.feature_alpha_dropout(t.numpy(), p, seed=seed, offset=offset)",
+    raises="; a tensor of fewer than 2 dimensions")
+gaussian_dropout.__doc__ = _doc(
+    "Gaussian dropout (Keras ``GaussianDropout``; PyTorch has none): ``t * (1 + sigma * eps)``, "
+    "``sigma = sqrt(p / (1 - p))``, ``eps`` standard normals of dropkit's continuous stream.",
+    shape="any shape", p="In [0, 1): the drop rate whose variance the noise matches (1 is refused).",
+    positions="``t.numel()``", same="dropkit.gaussian_dropout(t.numpy(), p, seed=seed, offset=offset)",
+    raises="; p = 1")
+del _n, _spatial
+
+
+# ------------------------------------------------------------------------------------------------
+# Modules
+# ------------------------------------------------------------------------------------------------
+
+
+class _Stream:
+    """Mixin of every module here: a seed, a position counter and the training-mode forward.
+
+    Subclasses name their function of :data:`_VARIANTS` in ``_variant``.
     """
 
-    def __init__(self, p=0.5, inplace=False, seed=None):
-        super().__init__(_validate.rate(p, "p"), inplace)
+    _variant = "dropout"
+
+    def _init_stream(self, seed) -> None:
         self.seed = seed_from(seed)
         # The counter as a 0-d int64 buffer (bit pattern of a position in [0, 2**64)), kept out of
         # the state_dict: a compiled graph advances it in place without recompiling.
@@ -315,41 +543,167 @@ class Dropout(torch.nn.Dropout):
         return f"{super().extra_repr()}, seed={self.seed}, position={self.position}"
 
     def forward(self, input):  # noqa: A002 (PyTorch's argument name)
-        """Dropout of ``input`` in training mode, the identity in evaluation mode.
+        """The layer's noise applied to ``input`` in training mode, the identity in evaluation mode.
 
         Parameters
         ----------
         input : torch.Tensor
-            CPU float16, bfloat16, float32 or float64.
+            CPU float16, bfloat16, float32 or float64 (shape as the class requires).
 
         Returns
         -------
         torch.Tensor
-            In training, the mask of positions ``position .. position + numel - 1`` of the
-            layer's stream; ``position`` then advances by ``numel``.
+            In training, the noise at positions ``position .. position + N - 1`` of the layer's
+            stream, ``N`` the noise size (``input.numel()``, or one per channel for channel-wise
+            dropout); ``position`` then advances by ``N``.
 
         Raises
         ------
         ValueError, TypeError
-            As :func:`dropout`; ``position + numel >= 2**64`` (see ``position``).
+            As the functional form; ``position + N >= 2**64`` (see ``position``).
         """
         _check_tensor(input, "input")
         if not self.training:
             return input
-        p = _validate.rate(self.p, "p")
+        kind, check_rate, noise_axes = _VARIANTS[self._variant]
+        p = check_rate(self.p)
+        axes = noise_axes(input)
+        n = _noise_numel(tuple(input.shape), axes)
         if not torch.compiler.is_compiling():  # a compiled graph cannot read the counter's value
-            position, n = self.position, input.numel()
+            position = self.position
             if position + n >= _TWO64:  # the int64 counter would wrap to 0 and reuse the stream
-                raise ValueError(f"the layer's stream is exhausted: position + numel must stay below "
-                                 f"2**64, got position={position} and numel={n}")
+                raise ValueError(f"the layer's stream is exhausted: position + noise size must stay "
+                                 f"below 2**64, got position={position} and noise size={n}")
         offset = self._position.clone()  # the backward keeps this one; the buffer moves on
-        self._position.add_(input.numel())
+        self._position.add_(n)
         if p == 0.0:
             return input
-        return _apply(input, p, _signed(self.seed), offset, bool(self.inplace))
+        return _apply(input, kind, p, _signed(self.seed), offset, axes, bool(self.inplace))
 
 
-# TODO(variants engine, issue 7): Dropout1d, Dropout2d, Dropout3d, FeatureAlphaDropout (broadcast
-# noise: a position map with stride 0 along the spatial axes), AlphaDropout (affine fill) and
-# GaussianDropout (continuous noise) are deliberately absent: they will be thin subclasses of
-# Dropout calling the variant's core entry through one more custom op each, once dropkit has them.
+_MODULE_DOC = """{summary}
+
+    A subclass of ``{base}`` (so ``isinstance`` checks hold), with its arguments and behaviour:
+    ``train()``/``eval()``, ``inplace=``, evaluation is the identity. Training mode gives the bits
+    of :func:`{func}` at ``offset = position``.
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        {p}
+    inplace : bool, default False
+        Overwrite the input, as PyTorch's ``inplace=True``.
+    seed : None, int or torch.Generator
+        See :func:`seed_from`: None draws from PyTorch's default generator at construction, so
+        ``torch.manual_seed`` before building the model reproduces every mask.
+
+    Attributes
+    ----------
+    seed : int
+        The 64-bit seed in use.
+    position : int
+        Stream position of the next training-mode forward. Each training forward uses
+        ``offset = position`` and then advances it by the noise size {advance} (docs/rng.md §7,
+        §8.3); evaluation does not advance it. Set it to replay a step. The counter is a 64-bit
+        integer that must not wrap: in eager mode a forward with ``position + size >= 2**64``
+        raises ``ValueError`` (the last position, ``2**64 - 1``, is never used by a layer).
+        Neither attribute is in the ``state_dict`` (which stays the one of ``{base}``).
+
+    Notes
+    -----
+    Backward saves no tensor, only ``(seed, offset, p)``. Works under
+    ``torch.compile(fullgraph=True)`` without recompiling per step: the counter lives in a
+    non-persistent 0-d int64 buffer that the graph advances in place.
+"""
+
+
+def _module_doc(summary, base, func, p="Drop probability in [0, 1].", advance="(``input.numel()``)"):
+    return _MODULE_DOC.format(summary=summary, base=base, func=func, p=p, advance=advance)
+
+
+class Dropout(_Stream, torch.nn.Dropout):
+    __doc__ = _module_doc("``torch.nn.Dropout`` on dropkit's stream: reproducible from a seed, no mask "
+                          "saved for backward.", "torch.nn.Dropout", "dropout")
+    _variant = "dropout"
+
+    def __init__(self, p=0.5, inplace=False, seed=None):
+        super().__init__(_validate.rate(p, "p"), inplace)
+        self._init_stream(seed)
+
+
+_CHANNEL_ADVANCE = "(``N * C``, or ``C`` for an unbatched input: one position per channel)"
+
+
+class Dropout1d(_Stream, torch.nn.Dropout1d):
+    __doc__ = _module_doc("``torch.nn.Dropout1d`` on dropkit's stream: zeroes whole channels of "
+                          "``(N, C, L)`` or ``(C, L)`` inputs.", "torch.nn.Dropout1d", "dropout1d",
+                          advance=_CHANNEL_ADVANCE)
+    _variant = "dropout1d"
+
+    def __init__(self, p=0.5, inplace=False, seed=None):
+        super().__init__(_validate.rate(p, "p"), inplace)
+        self._init_stream(seed)
+
+
+class Dropout2d(_Stream, torch.nn.Dropout2d):
+    __doc__ = _module_doc(
+        "``torch.nn.Dropout2d`` on dropkit's stream: zeroes whole channels of ``(N, C, H, W)`` or "
+        "``(C, H, W)`` inputs.\n\n    A 3-D input is unbatched ``(C, H, W)``, as PyTorch documents it "
+        "and as ``Dropout1d``/``Dropout3d``\n    treat theirs; PyTorch 2.13's own ``Dropout2d`` still "
+        "reads a 3-D input as ``(N, C, L)`` (with a\n    warning that this will change). Other ranks "
+        "raise ``ValueError`` (PyTorch warns and proceeds).", "torch.nn.Dropout2d", "dropout2d",
+        advance=_CHANNEL_ADVANCE)
+    _variant = "dropout2d"
+
+    def __init__(self, p=0.5, inplace=False, seed=None):
+        super().__init__(_validate.rate(p, "p"), inplace)
+        self._init_stream(seed)
+
+
+class Dropout3d(_Stream, torch.nn.Dropout3d):
+    __doc__ = _module_doc("``torch.nn.Dropout3d`` on dropkit's stream: zeroes whole channels of "
+                          "``(N, C, D, H, W)`` or ``(C, D, H, W)`` inputs.", "torch.nn.Dropout3d",
+                          "dropout3d", advance=_CHANNEL_ADVANCE)
+    _variant = "dropout3d"
+
+    def __init__(self, p=0.5, inplace=False, seed=None):
+        super().__init__(_validate.rate(p, "p"), inplace)
+        self._init_stream(seed)
+
+
+class AlphaDropout(_Stream, torch.nn.AlphaDropout):
+    __doc__ = _module_doc("``torch.nn.AlphaDropout`` on dropkit's stream (SELU networks).",
+                          "torch.nn.AlphaDropout", "alpha_dropout")
+    _variant = "alpha_dropout"
+
+    def __init__(self, p=0.5, inplace=False, seed=None):
+        super().__init__(_validate.rate(p, "p"), inplace)
+        self._init_stream(seed)
+
+
+class FeatureAlphaDropout(_Stream, torch.nn.FeatureAlphaDropout):
+    __doc__ = _module_doc("``torch.nn.FeatureAlphaDropout`` on dropkit's stream: alpha dropout of whole "
+                          "channels of ``(N, C, ...)`` inputs.", "torch.nn.FeatureAlphaDropout",
+                          "feature_alpha_dropout", advance="(``N * C``)")
+    _variant = "feature_alpha_dropout"
+
+    def __init__(self, p=0.5, inplace=False, seed=None):
+        super().__init__(_validate.rate(p, "p"), inplace)
+        self._init_stream(seed)
+
+
+class GaussianDropout(_Stream, torch.nn.Module):
+    __doc__ = _module_doc("Gaussian dropout as an ``nn.Module`` (Keras ``GaussianDropout``; PyTorch has "
+                          "none): ``input * (1 + sigma * eps)``, ``sigma = sqrt(p / (1 - p))``.",
+                          "torch.nn.Module", "gaussian_dropout",
+                          p="In [0, 1): the drop rate whose variance the noise matches (1 is refused).")
+    _variant = "gaussian_dropout"
+
+    def __init__(self, p=0.5, inplace=False, seed=None):
+        super().__init__()
+        self.p = _gaussian_rate(p)
+        self.inplace = inplace
+        self._init_stream(seed)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace={self.inplace}, seed={self.seed}, position={self.position}"
