@@ -302,18 +302,19 @@ class ReLU(Layer):
         return "ReLU()"
 
     def forward(self, x, training=None):
-        """Elementwise ``max(x, 0)``, dtype preserved."""
+        """Elementwise ``max(x, 0)``, dtype preserved (NaN stays NaN)."""
         a = np.asarray(x)
-        self._mask = a > 0
-        return np.where(self._mask, a, a.dtype.type(0)) if a.dtype.kind == "f" else np.maximum(a, 0)
+        y = np.maximum(a, a.dtype.type(0))
+        self._mask = y  # the mask (y > 0, i.e. x > 0) is taken in backward
+        return y
 
     def backward(self, grad):
         """``grad`` where the input was positive, 0 elsewhere."""
-        m = self._need_forward("_mask")
+        y = self._need_forward("_mask")
         g = np.asarray(grad)
-        if g.shape != m.shape:
-            raise ValueError(f"grad must have the last forward's shape {m.shape}, got {g.shape}")
-        return g * m
+        if g.shape != y.shape:
+            raise ValueError(f"grad must have the last forward's shape {y.shape}, got {g.shape}")
+        return g * (y > 0)
 
 
 class BatchNormalization(Layer):
@@ -497,12 +498,13 @@ class Conv2D(_Weighted):
             raise ValueError(f"Conv2D kernel {self.kernel_size} is larger than the (padded) input {a.shape[2:]}")
         win = sliding_window_view(a, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]  # (N, C, Ho, Wo, kh, kw)
         ho, wo = win.shape[2], win.shape[3]
-        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * kh * kw)  # one copy
-        wm = self.W.reshape(self.filters, -1)
-        y = cols @ wm.T
+        # im2col as (N, C*kh*kw, Ho*Wo): one copy whose inner loop runs along image rows, and a
+        # product per image that lands directly in NCHW order (no transpose of the output).
+        cols = np.ascontiguousarray(win.transpose(0, 1, 4, 5, 2, 3)).reshape(n, c * kh * kw, ho * wo)
+        y = np.matmul(self.W.reshape(self.filters, -1), cols)  # (N, F, Ho*Wo), BLAS per image
         if self.b is not None:
-            y += self.b
-        y = np.ascontiguousarray(y.reshape(n, ho, wo, self.filters).transpose(0, 3, 1, 2))
+            y += self.b[:, None]
+        y = y.reshape(n, self.filters, ho, wo)
         self._x = (cols, (n, c, h, w), (hp, wp), (ho, wo))
         return y if self._act is None else self._act.forward(y, training)
 
@@ -514,16 +516,17 @@ class Conv2D(_Weighted):
             g = self._act.backward(g)
         if g.shape != (n, self.filters, ho, wo):
             raise ValueError(f"grad must have shape {(n, self.filters, ho, wo)}, got {g.shape}")
-        gm = g.transpose(0, 2, 3, 1).reshape(-1, self.filters)
-        np.matmul(gm.T, cols, out=self.dW.reshape(self.filters, -1))
+        g3 = g.reshape(n, self.filters, ho * wo)
+        # dW = sum over images of g[n] @ cols[n].T (BLAS per image, cols read transposed in place)
+        np.matmul(g3, cols.transpose(0, 2, 1)).sum(axis=0, out=self.dW.reshape(self.filters, -1))
         self._add_reg_grad()
         if self.b is not None:
-            gm.sum(axis=0, out=self.db)
+            g3.sum(axis=(0, 2), out=self.db)
         kh, kw = self.kernel_size
         sh, sw = self.strides
-        dcols = (gm @ self.W.reshape(self.filters, -1)).reshape(n, ho, wo, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)
+        dcols = np.matmul(self.W.reshape(self.filters, -1).T, g3).reshape(n, c, kh, kw, ho, wo)
         dx = np.zeros((n, c, hp, wp), dtype=self.dtype)
-        for i in range(kh):
+        for i in range(kh):  # col2im: one strided add per kernel offset, never a loop over pixels
             for j in range(kw):
                 dx[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] += dcols[:, :, i, j]
         (pt, _), (pl, _) = self._pad()
@@ -550,38 +553,40 @@ class MaxPooling2D(Layer):
     def __repr__(self) -> str:
         return f"MaxPooling2D(pool_size={self.pool_size})"
 
+    def _views(self, a, ho, wo):
+        ph, pw = self.pool_size
+        return [a[:, :, i:ho * ph:ph, j:wo * pw:pw] for i in range(ph) for j in range(pw)]
+
     def forward(self, x, training=None):
         """Window maxima: (N, C, H, W) -> (N, C, H // ph, W // pw)."""
         a = np.asarray(x)
         if a.ndim != 4:
             raise ValueError(f"MaxPooling2D expects a 4-d (N, C, H, W) input, got shape {a.shape}")
         ph, pw = self.pool_size
-        n, c, h, w = a.shape
-        ho, wo = h // ph, w // pw
+        ho, wo = a.shape[2] // ph, a.shape[3] // pw
         if ho == 0 or wo == 0:
             raise ValueError(f"MaxPooling2D pool {self.pool_size} is larger than the input {a.shape[2:]}")
-        win = a[:, :, :ho * ph, :wo * pw].reshape(n, c, ho, ph, wo, pw).transpose(0, 1, 2, 4, 3, 5)
-        win = win.reshape(n, c, ho, wo, ph * pw)
-        idx = win.argmax(axis=-1)[..., None]  # first maximum of each window gets the gradient
-        self._cache = (idx, a.shape, a.dtype)
-        return np.take_along_axis(win, idx, axis=-1)[..., 0]
+        views = self._views(a, ho, wo)  # one strided view per window offset (ph * pw of them)
+        m = views[0].copy()
+        for v in views[1:]:
+            np.maximum(m, v, out=m)
+        self._cache = (a, m)
+        return m
 
     def backward(self, grad):
-        """The gradient goes to the (first) maximum of each window, 0 elsewhere."""
-        idx, shape, dtype = self._need_forward("_cache")
-        n, c, h, w = shape
-        ph, pw = self.pool_size
-        ho, wo = idx.shape[2], idx.shape[3]
+        """The gradient goes to the (first, in row-major window order) maximum of each window."""
+        a, m = self._need_forward("_cache")
         g = np.asarray(grad)
-        if g.shape != (n, c, ho, wo):
-            raise ValueError(f"grad must have shape {(n, c, ho, wo)}, got {g.shape}")
-        gw = np.zeros((n, c, ho, wo, ph * pw), dtype=np.result_type(g.dtype, dtype))
-        np.put_along_axis(gw, idx, g[..., None], axis=-1)
-        gw = gw.reshape(n, c, ho, wo, ph, pw).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ho * ph, wo * pw)
-        if (ho * ph, wo * pw) == (h, w):
-            return gw
-        dx = np.zeros(shape, dtype=gw.dtype)
-        dx[:, :, :ho * ph, :wo * pw] = gw
+        if g.shape != m.shape:
+            raise ValueError(f"grad must have shape {m.shape}, got {g.shape}")
+        ho, wo = m.shape[2], m.shape[3]
+        dx = np.zeros(a.shape, dtype=np.result_type(g.dtype, a.dtype))
+        taken = np.zeros(m.shape, dtype=bool)
+        for v, d in zip(self._views(a, ho, wo), self._views(dx, ho, wo)):
+            hit = v == m
+            hit &= ~taken
+            taken |= hit
+            np.multiply(g, hit, out=d)
         return dx
 
 
