@@ -415,7 +415,9 @@ BAD = [
     (dropkit.dropout_nd, {"rate": np.array([0.1, np.nan, 0.3, 0.1])}, ValueError, r"got nan"),
     (dropkit.dropout_nd, {"rate": np.full(3, 0.1)}, ValueError, r"rate of shape \(3,\) does not broadcast"),
     (dropkit.dropout_nd, {"rate": np.full((2, 3, 4), 0.1)}, ValueError, r"does not broadcast to x's shape"),
-    (dropkit.dropout_nd, {"rate": ["a"]}, ValueError, r"real number"),
+    (dropkit.dropout_nd, {"rate": np.array(["a"])}, ValueError, r"real number"),
+    (dropkit.dropout_nd, {"rate": [0.5]}, ValueError, r"rate must be a real number in \[0, 1\], got \[0.5\]"),
+    (dropkit.dropout_nd, {"rate": np.array([True])}, ValueError, r"dtype bool"),
     (dropkit.dropout_nd, {"rate": 0.5, "noise_shape": (3, 2)}, ValueError, r"noise_shape .* does not broadcast"),
     (dropkit.dropout_nd, {"rate": 0.5, "noise_shape": (3,)}, ValueError, r"noise_shape must have 2 entries"),
     (dropkit.dropout_nd, {"rate": 0.5, "noise_shape": (3, 1.5)}, TypeError, r"noise_shape entries"),
@@ -472,3 +474,31 @@ def test_bad_input_feature_alpha_and_concrete_backward():
         dropkit.dropout_nd(np.ones(3), 0.5, seed=1, backend="gpu")
     with pytest.raises(ValueError, match=r"out must have shape \(3,\)"):
         dropkit.alpha_dropout(np.ones(3), 0.5, seed=1, out=np.empty(4))
+
+
+# ------------------------------------------------------------------------------------------
+# dropkit.dropout delegates noise_shape= and rate arrays to dropout_nd
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+def test_dropout_accepts_noise_shape_and_rate_arrays(backend):
+    x = np.abs(xs((4, 3, 5), np.float32)) + 1
+    kw = dict(seed=3, offset=6, backend=backend)
+    y = dropkit.dropout(x, 0.5, noise_shape=(None, None, 1), **kw)
+    same_bits(y, dropkit.dropout_nd(x, 0.5, noise_shape=(None, None, 1), **kw))
+    assert ((y == 0) == (y[..., :1] == 0)).all()
+    rates = np.array([0.1, 0.2, 0.3, 0.4, 0.5])
+    same_bits(dropkit.dropout(x, rates, **kw), dropkit.dropout_nd(x, rates, **kw))
+    same_bits(dropkit.dropout(x, rates, inverted=False, **kw),
+              dropkit.dropout_nd(x, rates, inverted=False, **kw))
+    same_bits(dropkit.dropout(x, rates, training=False, inverted=False, **kw),
+              dropkit.dropout_nd(x, rates, training=False, inverted=False, **kw))
+    assert dropkit.dropout(x, rates, training=False, **kw) is x
+    same_bits(dropkit.dropout(x, np.float64(0.5), noise_shape=x.shape, **kw), dropkit.dropout(x, 0.5, **kw))
+    out = np.empty_like(x)
+    assert dropkit.dropout(x, 0.5, noise_shape=(1, 3, 1), out=out, **kw) is out
+    with pytest.raises(ValueError, match=r"noise_shape .* does not broadcast"):
+        dropkit.dropout(x, 0.5, noise_shape=(2, 3, 1), **kw)
+    with pytest.raises(ValueError, match=r"rate of shape \(4,\) does not broadcast"):
+        dropkit.dropout(x, np.full(4, 0.5), **kw)

@@ -124,7 +124,8 @@ def _check_common(x: Any, rate: Any, seed: Any, offset: Any, out: Any, backend: 
     return a, r, s, o, _validate.out_array(out, a), k
 
 
-def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, out=None, backend=None):
+def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, out=None, backend=None,
+            noise_shape=None):
     """Dropout forward: zero each element with probability ``rate``.
 
     The mask is a pure function of ``(seed, offset + flat index, rate)`` (docs/rng.md), so any
@@ -161,6 +162,10 @@ def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, out=None, 
         None: :func:`dropkit.get_backend` (``"core"``, the C++ kernels, unless
         :func:`dropkit.set_backend` or ``DROPKIT_BACKEND`` at import chose otherwise).
         ``"numpy"`` runs the pure-NumPy reference, bit for bit the same.
+    noise_shape : sequence of (int or None), optional
+        Broadcast noise (Keras semantics, docs/rng.md §8). Given, or with ``rate`` an ndarray
+        broadcastable to ``x`` (a rate per element, §9), the call is
+        :func:`dropkit.dropout_nd` (backward: :func:`dropkit.dropout_nd_backward`).
 
     Returns
     -------
@@ -192,10 +197,15 @@ def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, out=None, 
     >>> sorted(set(y.tolist())) in ([0.0, 2.0], [2.0], [0.0])
     True
     """
-    if training is True or (training is False and inverted is False):
+    if noise_shape is None and (training is True or (training is False and inverted is False)):
         y = _fast(x, rate, seed, offset, training, inverted, out, backend)
         if y is not None:
             return y
+    if noise_shape is not None or (isinstance(rate, np.ndarray) and rate.ndim):
+        from .variants import dropout_nd  # broadcast noise or a rate array (docs/rng.md §8, §9)
+
+        return dropout_nd(x, rate, seed=seed, offset=offset, noise_shape=noise_shape, training=training,
+                          inverted=inverted, out=out, backend=backend)
     a, r, s, o, out, k = _check_common(x, rate, seed, offset, out, backend)
     training = _validate.flag(training, "training")
     inverted = _validate.flag(inverted, "inverted")

@@ -118,12 +118,9 @@ def _rate_or_array(rate: Any, shape: Tuple[int, ...]) -> Tuple[float, Optional[n
     Arrays: real values in [0, 1] (NaN refused), broadcastable to ``shape``; returned as a
     C-contiguous float64 array with leading axes of size 1 added up to ``len(shape)``.
     """
-    if not isinstance(rate, (np.ndarray, list, tuple)) or (isinstance(rate, np.ndarray) and rate.ndim == 0):
+    if not isinstance(rate, np.ndarray) or rate.ndim == 0:  # (a list is not a rate: docs/rng.md §7)
         return _validate.rate(rate), None
-    try:
-        arr = np.asarray(rate)
-    except (ValueError, TypeError):
-        raise ValueError(f"rate must be a real number in [0, 1] or an array of them, got {rate!r}") from None
+    arr = rate
     if arr.dtype.kind not in "iuf":
         raise ValueError(f"rate must be a real number in [0, 1] or an array of them, got an array of "
                          f"dtype {arr.dtype}")
@@ -217,8 +214,8 @@ def dropout_nd(x, rate, *, seed, offset=0, noise_shape=None, training=True, inve
     x : array_like
         float16, float32 or float64, any shape, strides and alignment (copied to a contiguous,
         aligned buffer first when needed; never written unless it is also ``out``).
-    rate : float or array_like of float
-        Drop probability in [0, 1], or an array of them broadcastable to ``x`` (a rate per
+    rate : float or ndarray of float
+        Drop probability in [0, 1], or an ndarray of them broadcastable to ``x`` (a rate per
         feature along the last axis, say). Element ``i`` is kept iff ``u(pos(i)) >= t_i``,
         ``t_i = round(rate_i * 2**32)``, and scaled by its own ``1 / (1 - rate_i)``; a constant
         array gives exactly the bits of the scalar rate.
