@@ -79,13 +79,14 @@ def run(out_dir=".", tiny=False, seed=0, epochs=None, mnist=None):
                seed=seed)
     rows = [["train accuracy (last epoch, dropout on)", h.history["accuracy"][-1], SEED_RESULTS["accuracy"]],
             ["validation accuracy", h.history["val_accuracy"][-1], SEED_RESULTS["val_accuracy"]],
-            ["seconds per epoch (training part)", f"{np.mean(h.epoch_time):.1f}", "-"]]
+            ["seconds per epoch (training part; min / median)",
+             f"{min(h.epoch_time):.1f} / {np.median(h.epoch_time):.1f}", "-"]]
     if X_test is not None:
         rows.append(["test accuracy (t10k)", nn.evaluate(model, X_test, y_test)[1], "-"])
     if not tiny:
-        t = torch_epoch_seconds(Xt, yt)
-        rows.append(["PyTorch CPU, same model: seconds per epoch", "-" if t is None else f"{t:.1f}",
-                     "-" if t is None else "(torch)"])
+        t = [torch_epoch_seconds(Xt, yt) for _ in range(2)]
+        rows.append(["PyTorch CPU, same model: seconds per epoch (min of 2)",
+                     "-" if t[0] is None else f"{min(t):.1f}", "-"])
     headers = ["metric", "dropkit.nn", "seed (Keras, 60k train)"]
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -93,7 +94,8 @@ def run(out_dir=".", tiny=False, seed=0, epochs=None, mnist=None):
     ax.plot(ep, h.history["accuracy"], "o-", label="train (dropout on)")
     ax.plot(ep, h.history["val_accuracy"], "s--", label="validation")
     ax.axhline(SEED_RESULTS["val_accuracy"], color="gray", lw=0.8, ls=":", label="seed's validation 0.9912")
-    ax.set(xlabel="epoch", ylabel="accuracy", title=f"Seed CNN on {data}"[:70])
+    ax.set(xlabel="epoch", ylabel="accuracy")
+    ax.set_title("Seed CNN on " + data.replace(", ", ",\n", 1), fontsize=9)
     ax.legend()
     fig.tight_layout()
     png = out_path(out_dir, "cnn.png")
