@@ -2,6 +2,7 @@
 
     python3 bench/dask_out_of_core.py                       # 1 GiB float32 array, 256 MiB budget
     python3 bench/dask_out_of_core.py --size-mib 4096 --budget-mib 512 --col-chunks 2
+    python3 bench/dask_out_of_core.py --column-noise        # noise_shape=(1, None): one value per column
 
 Writes an input .npy (random float32, written chunk by chunk), then runs
 ``dropkit.dask.dropout`` over it with the threaded scheduler and ``da.store`` into an output .npy.
@@ -9,7 +10,10 @@ Every block is read from and written to the files through its own short-lived me
 page of either file stays mapped in this process: the peak resident set size (``ru_maxrss``,
 printed) bounds what the process ever held, and it is checked against the budget and the array size.
 Spot checks then compare a few blocks with ``dropkit.dropout`` on the same rows at the same stream
-positions (``offset + global flat index``), without loading the whole array.
+positions (``offset + global flat index``), without loading the whole array. With
+``--column-noise`` the noise has shape ``(1, cols)`` (``noise_shape=(1, None)``: every row shares
+one mask, so every block reads noise shared with all the others), checked against
+``dropkit.dropout_nd`` likewise.
 
 Thread rule (docs/integrations.md): ``workers x dropkit threads <= cores``; here
 ``dropkit.set_num_threads(1)`` and as many dask worker threads as cores.
@@ -93,6 +97,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cols", type=int, default=4096, help="columns of the 2-D array (default 4096)")
     ap.add_argument("--col-chunks", type=int, default=1,
                     help="split the columns into this many chunks (>1: blocks are runs of rows)")
+    ap.add_argument("--column-noise", action="store_true",
+                    help="noise_shape=(1, None): one noise value per column, shared by every row")
     ap.add_argument("--rate", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--offset", type=int, default=0)
@@ -123,7 +129,8 @@ def main(argv=None) -> int:
     print(f"wrote the input in {t1 - t0:.1f} s; RSS after imports {rss0:.0f} MiB, peak so far {peak_rss_mib():.0f} MiB")
 
     x = da.from_array(NpyBlocks(src), chunks=(rows_per_chunk, col_chunk), asarray=False)
-    y = dropkit.dask.dropout(x, args.rate, seed=args.seed, offset=args.offset)
+    noise_shape = (1, None) if args.column_noise else None
+    y = dropkit.dask.dropout(x, args.rate, seed=args.seed, offset=args.offset, noise_shape=noise_shape)
     t2 = time.perf_counter()
     with dask.config.set(scheduler="threads", num_workers=cores):
         da.store(y, NpyBlocks(dst), lock=False)
@@ -138,11 +145,15 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(1)
     for r0 in sorted(set(rng.integers(0, max(1, rows - 64), 4).tolist()) | {0, max(0, rows - 64)}):
         a, b = inp[r0:r0 + 64], outp[r0:r0 + 64]
-        expect = dropkit.dropout(a, args.rate, seed=args.seed, offset=args.offset + r0 * cols)
+        if noise_shape:  # positions offset + column, whatever the row
+            expect = dropkit.dropout_nd(a, args.rate, seed=args.seed, offset=args.offset, noise_shape=noise_shape)
+        else:
+            expect = dropkit.dropout(a, args.rate, seed=args.seed, offset=args.offset + r0 * cols)
         if not np.array_equal(b.view(np.uint32), expect.view(np.uint32)):
             print(f"MISMATCH at rows {r0}..{r0 + 64}")
             return 1
-    print("spot checks (6 row ranges) equal dropkit.dropout at the same positions: OK")
+    print(f"spot checks (6 row ranges) equal {'dropkit.dropout_nd' if noise_shape else 'dropkit.dropout'} "
+          f"at the same positions: OK")
     if tmp:
         tmp.cleanup()
     ok = peak < args.budget_mib and peak * MIB < nbytes

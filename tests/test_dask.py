@@ -176,7 +176,8 @@ def test_noise_offset_range_is_the_noise_size():
 
 
 def test_one_kernel_call_per_block(monkeypatch):
-    """However the chunks cut the C order, each block is one call of the affine-map kernel."""
+    """However the chunks cut the C order, each block is one kernel call: the flat kernel where the
+    block's positions are consecutive, the affine map with the global strides otherwise."""
     calls = []
     kernel = dd._kernel
 
@@ -184,17 +185,30 @@ def test_one_kernel_call_per_block(monkeypatch):
         f = kernel(name)
 
         def wrapped(*args):
-            calls.append((name, args[0].shape, args[5], tuple(args[6])))
+            calls.append((name, args[0].shape, args[5]) + ((tuple(args[6]),) if name.endswith("_nd") else ()))
             return f(*args)
         return wrapped
 
     monkeypatch.setattr(dd, "_kernel", counting)
     x = _data((40, 200), np.float32)
-    y = dd.dropout(da.from_array(x, chunks=(7, 3)), 0.3, seed=SEED, offset=OFFSET).compute(scheduler="sync")
-    _same(y, dropkit.dropout(x, 0.3, seed=SEED, offset=OFFSET))
-    assert len(calls) == 6 * 67
-    # block (1, 2): rows 7..13, columns 6..8: corner offset OFFSET + 7 * 200 + 6, global strides
-    assert ("bernoulli_apply_nd", (7, 3), OFFSET + 7 * 200 + 6, (200, 1)) in calls
+    for chunks, n in [((7, 3), 6 * 67), ((7, 200), 6), ((1, 50), 40 * 4)]:
+        calls.clear()
+        y = dd.dropout(da.from_array(x, chunks=chunks), 0.3, seed=SEED, offset=OFFSET).compute(scheduler="sync")
+        _same(y, dropkit.dropout(x, 0.3, seed=SEED, offset=OFFSET))
+        assert len(calls) == n
+        if chunks == (7, 3):  # block (1, 2): rows 7..13, columns 6..8: its corner, the global strides
+            assert ("bernoulli_apply_nd", (7, 3), OFFSET + 7 * 200 + 6, (200, 1)) in calls
+        else:  # whole rows, or one row: consecutive positions, the flat kernel
+            assert {c[0] for c in calls} == {"bernoulli_apply"}
+            assert ("bernoulli_apply", (chunks[0] * chunks[1],), OFFSET + 7 * 200 + (chunks[0] == 1) * 50) in calls
+
+
+@pytest.mark.parametrize("shape, pstrides, expect", [
+    ((3, 4), (4, 1), True), ((3, 4), (5, 1), False), ((1, 4), (200, 1), True), ((2, 1, 4), (8, 99, 1), False),
+    ((2, 1, 4), (4, 99, 1), True), ((3, 4), (0, 1), False), ((1, 1), (0, 0), True), ((), (), True),
+])
+def test_contiguous_positions(shape, pstrides, expect):
+    assert dd._contiguous(shape, pstrides) is expect
 
 
 def test_lazy_nothing_computed_when_called():
@@ -225,7 +239,7 @@ def test_distributed_local_cluster_two_processes():
     x = _data((30, 20), np.float64)
     X = da.from_array(x, chunks=(7, 9))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
         y = client.compute(dd.dropout(X, 0.4, seed=SEED, offset=OFFSET)).result()
         dx = client.compute(dd.dropout_backward(X, 0.4, seed=SEED, offset=OFFSET)).result()
         gn = client.compute(dd.gaussian_dropout(X, 0.4, seed=SEED, offset=OFFSET, noise_shape=(1, 20))).result()

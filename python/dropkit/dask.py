@@ -15,8 +15,9 @@ without ``noise_shape``). A block ``x[a_0:b_0, a_1:b_1, ...]`` keeps those *glob
 starts at ``offset + sum(a_d * pstride_d)`` (§8.2), so each task is one call to the C++ core's
 affine-map kernel (``bernoulli_apply_nd``, ``alpha_apply``, ``gaussian_apply``), whatever the
 chunking: chunks splitting the last axis, ragged chunks, and noise blocks (one noise value per
-channel, say) straddling array blocks all cost the same. Rate arrays go through the NumPy
-reference kernel (the core takes one threshold per call), with the block's slice of the rates.
+channel, say) straddling array blocks all cost the same. A rate array is sliced per block (each
+task gets its block's rates; the whole array travels with the graph, so keep it small: a rate per
+feature, say).
 
 Threads: the rule
 -----------------
@@ -49,6 +50,7 @@ except ImportError as e:  # pragma: no cover - exercised only without dask
 
 from . import _api, _core, _runtime, _validate
 from . import variants as _variants
+from .reference import _kernels as _refk
 from .reference import _variants as _refv
 
 __all__ = [
@@ -71,10 +73,21 @@ _TWO32 = 1 << 32
 
 
 def _kernel(name: str):
-    """The core's affine-map kernel ``name`` (backend "core"), else its NumPy twin (same bits)."""
+    """The core's kernel ``name`` (backend "core"), else its NumPy twin (the same bits)."""
     if _runtime.backend_name(None) == "core" and hasattr(_core, name):
         return getattr(_core, name)
-    return getattr(_refv, name)
+    return getattr(_refv, name) if hasattr(_refv, name) else getattr(_refk, name)
+
+
+def _contiguous(shape: tuple, pstrides: tuple) -> bool:
+    """Whether an array of ``shape`` with these position strides sits at consecutive positions
+    (the block spans every axis after its first partial one, and the noise is not broadcast)."""
+    step = 1
+    for n, p in zip(reversed(shape), reversed(pstrides)):
+        if n != 1 and p != step:
+            return False
+        step *= n
+    return True
 
 
 def _rate_slice(rates: np.ndarray, location: list) -> np.ndarray:
@@ -97,8 +110,8 @@ def _block(xb: np.ndarray, kernel: str, params: tuple, seed: int, offset: int, p
     """One dask task: ``kernel(block, out, *params, seed, corner offset, global pstrides)``.
 
     Module level with plain arguments, so the graph pickles. ``rates`` is None, or a rate array
-    of x's ndim with ``params = (mode,)``: the block's thresholds and scales are computed here and
-    the NumPy reference kernel runs (the core's takes scalars).
+    of x's ndim with ``params = (mode,)``: the block's thresholds and scales are computed here from
+    its slice of the rates (the NumPy reference kernel runs if the core takes scalars only).
     """
     if block_info is None or 0 not in block_info:
         raise RuntimeError("dropkit.dask block function called without dask's block_info")
@@ -110,12 +123,22 @@ def _block(xb: np.ndarray, kernel: str, params: tuple, seed: int, offset: int, p
     if dst.size == 0:
         return dst
     corner = offset + sum(a * p for (a, _), p in zip(location, pstrides))  # docs/rng.md §8.2
-    if rates is None:
-        f = _kernel(kernel)
-    else:
-        f = getattr(_refv, kernel)
+    if rates is not None:
         params = _rate_params(_rate_slice(rates, location), params[0], src.dtype)
-    f(src, dst, *params, seed, corner, pstrides, _runtime.get_num_threads(), _runtime.simd_target())
+    threads_simd = (_runtime.get_num_threads(), _runtime.simd_target())
+    if kernel == "bernoulli_apply_nd" and rates is None and _contiguous(src.shape, pstrides):
+        # Consecutive positions (chunks spanning the trailing axes): the flat streaming kernel of
+        # dropkit.dropout, faster than the general map on the same positions.
+        _kernel("bernoulli_apply")(src.reshape(-1), dst.reshape(-1), *params, seed, corner, *threads_simd)
+        return dst
+    f = _kernel(kernel)
+    args = (src, dst, *params, seed, corner, pstrides, *threads_simd)
+    try:
+        f(*args)
+    except TypeError:  # a core built before rate arrays takes one threshold per call: the reference
+        if rates is None or f is getattr(_refv, kernel):
+            raise
+        getattr(_refv, kernel)(*args)
     return dst
 
 
@@ -195,7 +218,7 @@ def dropout(x, rate, *, seed, offset=0, noise_shape=None, training=True, inverte
         float16, float32 or float64, any shape and chunking (chunk sizes must be known).
     rate : float or array_like of float
         Drop probability in [0, 1], or a NumPy array of them broadcastable to ``x`` (docs/rng.md
-        §9; each task takes its block's slice, computed by the NumPy reference kernel).
+        §9; each task takes its block's slice; the array is part of the graph).
     seed : int
         In [0, 2**64).
     offset : int, default 0
