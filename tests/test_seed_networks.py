@@ -83,8 +83,8 @@ def test_slides_2_and_3_completed_train(digits):
     seed_model = seed_ns["SimpleNNWithDropout"](64, 64, 10)
     seed_model.W1, seed_model.W2 = model.W1.astype(np.float64), model.W2.astype(np.float64)
     seed_model.dropout1.seed, seed_model.dropout2.seed = model.dropout1.seed, model.dropout2.seed
-    np.testing.assert_allclose(model.forward(Xt[:50].astype(np.float64)), seed_model.forward(Xt[:50].astype(np.float64)),
-                               rtol=1e-5, atol=1e-6)
+    x50 = Xt[:50].astype(np.float64)
+    np.testing.assert_allclose(model.forward(x50), seed_model.forward(x50), rtol=1e-5, atol=1e-6)
     before = nn.evaluate(model, Xv, yv)[1]
     h = nn.train_network(model, Xt, yt, epochs=100, X_val=Xv, y_val=yv, seed=0)  # the seed's 100
     # The seed's network ends on ReLU + Dropout(0.5): a class whose output unit dies (ReLU at 0 for

@@ -32,6 +32,15 @@ def table(headers, rows) -> str:
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in body])
 
 
+def save_figure(plt, fig, out_dir, name: str) -> Path:
+    """Lay out, write ``out_dir / name`` (PNG, 110 dpi), close the figure; returns the path."""
+    fig.tight_layout()
+    png = out_path(out_dir, name)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
 def cpu_model() -> str:
     """The CPU model name (lscpu's 'Model name' on Linux)."""
     try:

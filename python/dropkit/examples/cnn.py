@@ -15,7 +15,7 @@ import numpy as np
 import dropkit
 
 from .. import nn
-from ._common import find_mnist, out_path, pyplot, table
+from ._common import find_mnist, pyplot, save_figure, table
 
 SEED_RESULTS = {"accuracy": 0.9923, "val_accuracy": 0.9912}  # slide 9, Keras
 
@@ -97,10 +97,7 @@ def run(out_dir=".", tiny=False, seed=0, epochs=None, mnist=None):
     ax.set(xlabel="epoch", ylabel="accuracy")
     ax.set_title("Seed CNN on " + data.replace(", ", ",\n", 1), fontsize=9)
     ax.legend()
-    fig.tight_layout()
-    png = out_path(out_dir, "cnn.png")
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
+    png = save_figure(plt, fig, out_dir, "cnn.png")
     print(f"(c) cnn: {data}; train {len(Xt)}, validation {len(Xv)}, {epochs} epochs, Adam, batch 32\n"
           f"{table(headers, rows)}\nwrote {png}")
     return {"headers": headers, "rows": rows, "png": str(png), "history": h.history}

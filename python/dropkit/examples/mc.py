@@ -6,7 +6,7 @@ import numpy as np
 import dropkit
 
 from .. import nn
-from ._common import noisy_digits, out_path, pyplot, table
+from ._common import noisy_digits, pyplot, save_figure, table
 
 
 def reliability(conf, correct, bins=10):
@@ -65,10 +65,7 @@ def run(out_dir=".", tiny=False, seed=0, epochs=None, samples=None):
     axes[1].set(xlabel="confidence (max mean probability)", ylabel="accuracy", title="reliability", xlim=(0, 1),
                 ylim=(0, 1))
     axes[1].legend()
-    fig.tight_layout()
-    png = out_path(out_dir, "mc_dropout.png")
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
+    png = save_figure(plt, fig, out_dir, "mc_dropout.png")
     print(f"(d) mc: digits, MLP 64-{hidden}-{hidden}-10 with dropout 0.5, {len(Xt)} training samples, "
           f"{epochs} epochs, {len(Xv)} validation, T={T} passes\n{table(headers, rows)}\n\n"
           f"{table(headers2, summary)}\nwrote {png}")

@@ -7,7 +7,7 @@ import numpy as np
 import dropkit
 
 from .. import nn
-from ._common import Timer, noisy_digits, out_path, pyplot, table
+from ._common import Timer, noisy_digits, pyplot, save_figure, table
 
 CONFIGS = [("no dropout", 0.0, True), ("dropout 0.5, inverted", 0.5, True), ("dropout 0.5, classic", 0.5, False)]
 
@@ -51,14 +51,12 @@ def run(out_dir=".", tiny=False, seed=0, epochs=None):
         axes[0].plot(ep, c["val_acc"], color=color, ls="--", label=f"{name} val")
         axes[1].plot(ep, c["train_loss"], color=color)
         axes[1].plot(ep, c["val_loss"], color=color, ls="--")
-    axes[0].set(xlabel="epoch", ylabel="accuracy (evaluation mode)", title="accuracy: train (solid), validation (dashed)")
+    axes[0].set(xlabel="epoch", ylabel="accuracy (evaluation mode)",
+                title="accuracy: train (solid), validation (dashed)")
     axes[1].set(xlabel="epoch", ylabel="cross-entropy", title="loss", yscale="log")
     axes[0].legend(fontsize=7)
     fig.suptitle(f"Overfitting on {len(Xt)} digits with {int(noise * 100)}% noisy labels: dropout narrows the gap")
-    fig.tight_layout()
-    png = out_path(out_dir, "overfitting.png")
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
+    png = save_figure(plt, fig, out_dir, "overfitting.png")
     text = table(headers, rows)
     print(f"(a) overfitting: digits, {len(Xt)} training samples ({int(noise * 100)}% labels randomised), "
           f"{len(Xv)} validation, MLP 64-{hidden}-{hidden}-10, Adam 0.003, {epochs} epochs\n{text}\nwrote {png}")

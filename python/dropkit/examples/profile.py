@@ -71,15 +71,17 @@ def run(out_dir=".", tiny=False, seed=0, epochs=None, mnist=None):
     n = 300 if tiny else 9000
     X, y = X[:n], y[:n]
     rows = []
-    for name, make, Xin in (("MLP %d-256-256-10" % int(np.prod(X.shape[1:])), lambda: _mlp(int(np.prod(X.shape[1:])), seed),
-                             X.reshape(len(X), -1)),
+    n_in = int(np.prod(X.shape[1:]))
+    for name, make, Xin in ((f"MLP {n_in}-256-256-10", lambda: _mlp(n_in, seed), X.reshape(len(X), -1)),
                             ("seed CNN", lambda: cnn.build(seed), X)):
         if name == "seed CNN" and X.shape[-1] < 10:
             continue  # the seed CNN needs 28x28 images
         share_p, total_p = _profiled_share(make(), Xin, y, seed)
         share_t, total_t = _timed_share(make(), Xin, y, seed)
-        rows.append([name, len(Xin), f"{total_t:.2f}", f"{100 * share_t:.2f}%", f"{total_p:.2f}", f"{100 * share_p:.2f}%"])
+        rows.append([name, len(Xin), f"{total_t:.2f}", f"{100 * share_t:.2f}%", f"{total_p:.2f}",
+                     f"{100 * share_p:.2f}%"])
     headers = ["model (1 epoch, batch 32)", "samples", "epoch s", "dropout share (timers)", "epoch s (cProfile)",
                "dropout share (cProfile)"]
-    print(f"profile: one training epoch on {data}, dropout = dropkit.Dropout forward + backward\n{table(headers, rows)}")
+    print(f"profile: one training epoch on {data}, dropout = dropkit.Dropout forward + backward\n"
+          f"{table(headers, rows)}")
     return {"headers": headers, "rows": rows}

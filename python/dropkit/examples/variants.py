@@ -10,7 +10,7 @@ import numpy as np
 import dropkit
 
 from .. import nn
-from ._common import noisy_digits, out_path, pyplot, table
+from ._common import noisy_digits, pyplot, save_figure, table
 
 RATE = 0.5
 
@@ -96,10 +96,7 @@ def run(out_dir=".", tiny=False, seed=0, epochs=None):
         ax.plot(np.arange(1, len(c) + 1), c, label=name)
     ax.set(xlabel="epoch", ylabel="validation accuracy", title=f"Dropout variants (rate {RATE}), noisy digits")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    png = out_path(out_dir, "variants.png")
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
+    png = save_figure(plt, fig, out_dir, "variants.png")
     print(f"(b) variants: digits 8x8, {len(Xt)} training samples (30% labels randomised), {len(Xv)} validation, "
           f"Conv16-[v]-Dense{hidden}-[v]-Dense10, Adam 0.003, {epochs} epochs\n{table(headers, rows)}\nwrote {png}")
     return {"headers": headers, "rows": rows, "png": str(png)}

@@ -18,6 +18,7 @@ from .training import EarlyStopping, History, evaluate, fit, train_network
 __all__ = [
     "Adam", "BatchNormalization", "Conv2D", "Dense", "DenseLayer", "Dropout", "EarlyStopping", "Flatten",
     "History", "InvertedDropout", "Layer", "MCPrediction", "MaxPooling2D", "ReLU", "RegularizedNetwork", "SGD",
-    "Sequential", "SimpleNNWithDropout", "SoftmaxCrossEntropy", "datasets", "evaluate", "fit", "is_concrete", "is_stochastic",
+    "Sequential", "SimpleNNWithDropout", "SoftmaxCrossEntropy", "datasets", "evaluate", "fit", "is_concrete",
+    "is_stochastic",
     "mc_predict", "softmax", "train_network",
 ]
