@@ -599,12 +599,24 @@ class _Spy:
 
 
 def _install_spies(monkeypatch):
+    """Count the kernel calls of each backend. The core's compiled fast path (dropout_fast: the
+    whole common call in one step) counts as a bernoulli_apply call of the core."""
     spies = {}
     for mod, tag in ((ref_kernels, "numpy"), (dropkit._core, "core")):
         for fn in ("bernoulli_apply", "bernoulli_mask"):
             spy = _Spy(getattr(mod, fn))
             monkeypatch.setattr(mod, fn, spy)
             spies[tag, fn] = spy
+    fast = dropkit._core.dropout_fast
+    apply_spy = spies["core", "bernoulli_apply"]
+
+    def counted_fast(*args):
+        y = fast(*args)
+        if y is not None:
+            apply_spy.calls += 1
+        return y
+
+    monkeypatch.setattr(dropkit._core, "dropout_fast", counted_fast)
     return spies
 
 

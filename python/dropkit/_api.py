@@ -13,14 +13,7 @@ from . import _core, _runtime, _validate
 from .reference import _kernels as _ref_kernels
 
 _TWO32 = 1 << 32
-_TWO32F = 4294967296.0
 _TWO64 = 1 << 64
-# The dtypes of the fast path, compared by identity: NumPy's canonical native dtype objects. Any
-# other dtype object (equal or not) takes the general path, which validates it fully.
-_F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
-_C_ALIGNED = 0x101  # ndarray.flags.num bits: NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED
-_C_ALIGNED_W = 0x501  # ... | NPY_ARRAY_WRITEABLE
-_FAST_OFFSET_MAX = 1 << 63  # an ndarray has fewer than 2**63 elements: offset + size < 2**64
 
 
 def _kernels(backend: str | None) -> ModuleType:
@@ -81,36 +74,17 @@ def _masked(x: np.ndarray, rate: float, inverted: bool, seed: int, offset: int,
 
 def _fast(x: Any, rate: Any, seed: Any, offset: Any, training: bool, inverted: Any, out: Any,
           backend: Any) -> np.ndarray | None:
-    """The common small call through the core kernel, or None if the call is not one.
+    """The common call in one compiled step (``_core.dropout_fast``), or None if the call is not one.
 
-    Training forward or backward (``training`` True), or classic evaluation (``training`` False,
-    ``inverted`` False; the caller never passes inverted evaluation, an identity). The common call:
-    a Python float rate strictly inside (0, 1), Python int seed and offset (offset <= 2**63), an
-    aligned C-contiguous ndarray of a canonical float dtype, ``inverted`` a bool, the core backend,
-    and either no ``out`` or an aligned, writable, C-contiguous ndarray of x's dtype and shape that
-    is x itself or does not overlap it. Each condition implies that the general path's checks
-    pass, so the result is the same bits; on None the caller runs the general path, which gives
-    every error and its message.
+    Training forward or backward, or classic evaluation, with: a Python float rate strictly inside
+    (0, 1), Python int seed and offset (offset + size <= 2**64), an aligned C-contiguous
+    native-order float16/32/64 ndarray, bool flags, the core backend, and either no ``out`` or an
+    aligned, writable, C-contiguous ndarray of x's dtype and shape that is x itself or does not
+    overlap it. Each condition implies that the general path's checks pass, so the result is the
+    same bits; on None the caller runs the general path, which gives every error and its message.
     """
-    if (type(rate) is float and type(seed) is int and type(offset) is int and type(x) is np.ndarray
-            and 0.0 < rate < 1.0 and 0 <= seed < _TWO64 and 0 <= offset <= _FAST_OFFSET_MAX
-            and (inverted is True or inverted is False)
-            and (_runtime._backend == "core" if backend is None else backend == "core")):
-        dt = x.dtype
-        if (dt is _F32 or dt is _F64 or dt is _F16) and x.flags.num & _C_ALIGNED == _C_ALIGNED:
-            if out is None:
-                out = np.empty(x.shape, dt)
-            elif not (type(out) is np.ndarray and out.dtype is dt and out.shape == x.shape
-                      and out.flags.num & _C_ALIGNED_W == _C_ALIGNED_W
-                      and (out is x or not np.may_share_memory(x, out))):
-                return None
-            if training:
-                t, scale = round(rate * _TWO32F), (1.0 / (1.0 - rate) if inverted else 1.0)
-            else:  # classic evaluation: all kept (t = 0), times (1 - rate)
-                t, scale = 0, 1.0 - rate
-            # Positional: pybind11 parses keywords ~0.5 us slower, which shows on small arrays.
-            _core.bernoulli_apply(x, out, t, scale, seed, offset, _runtime._threads, _runtime._simd)
-            return out
+    if (_runtime._backend == "core" if backend is None else backend == "core"):
+        return _core.dropout_fast(x, rate, seed, offset, training, inverted, out)
     return None
 
 

@@ -68,6 +68,7 @@ def available_simd_targets() -> list[str]:
 
 
 _simd: str = _initial_simd()
+_core._set_fast_state(_threads, _simd)  # the settings the compiled fast path (dropout_fast) uses
 
 
 def set_num_threads(n: int) -> None:
@@ -92,6 +93,7 @@ def set_num_threads(n: int) -> None:
     n = _validate.threads(n)
     with _lock:
         _threads = n
+        _core._set_fast_state(_threads, _simd)
 
 
 def get_num_threads() -> int:
@@ -143,6 +145,7 @@ def set_simd_target(name: str) -> None:
                          f"(available: {', '.join(available_simd_targets())})")
     with _lock:
         _simd = name
+        _core._set_fast_state(_threads, _simd)
 
 
 def _parse_backend(raw: object, source: str) -> str:
