@@ -424,10 +424,7 @@ def alpha_dropout_backward(grad, rate, *, seed, offset=0, noise_shape=None, thre
 
 def _feature(x, what: str) -> tuple:
     """``(N, C, 1, ..., 1)``: one noise value per (sample, channel); at least 2 dimensions."""
-    if x.ndim < 2:
-        raise ValueError(f"{what} needs an input of at least 2 dimensions (batch, channels, ...), "
-                         f"got shape {tuple(x.shape)}")
-    return tuple(x.shape[:2]) + (1,) * (x.ndim - 2)
+    return _variants._feature_noise_shape(tuple(x.shape), what)
 
 
 def feature_alpha_dropout(x, rate, *, seed, offset=0, training=True, threads=None):

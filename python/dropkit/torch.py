@@ -525,6 +525,10 @@ class _Stream:
 
     _variant = "dropout"
 
+    def __init__(self, p=0.5, inplace=False, seed=None):
+        super().__init__(_validate.rate(p, "p"), inplace)  # PyTorch's layer: p, inplace
+        self._init_stream(seed)
+
     def _init_stream(self, seed) -> None:
         self.seed = seed_from(seed)
         # The counter as a 0-d int64 buffer (bit pattern of a position in [0, 2**64)), kept out of
@@ -626,10 +630,6 @@ class Dropout(_Stream, torch.nn.Dropout):
                           "saved for backward.", "torch.nn.Dropout", "dropout")
     _variant = "dropout"
 
-    def __init__(self, p=0.5, inplace=False, seed=None):
-        super().__init__(_validate.rate(p, "p"), inplace)
-        self._init_stream(seed)
-
 
 _CHANNEL_ADVANCE = "(``N * C``, or ``C`` for an unbatched input: one position per channel)"
 
@@ -639,10 +639,6 @@ class Dropout1d(_Stream, torch.nn.Dropout1d):
                           "``(N, C, L)`` or ``(C, L)`` inputs.", "torch.nn.Dropout1d", "dropout1d",
                           advance=_CHANNEL_ADVANCE)
     _variant = "dropout1d"
-
-    def __init__(self, p=0.5, inplace=False, seed=None):
-        super().__init__(_validate.rate(p, "p"), inplace)
-        self._init_stream(seed)
 
 
 class Dropout2d(_Stream, torch.nn.Dropout2d):
@@ -655,10 +651,6 @@ class Dropout2d(_Stream, torch.nn.Dropout2d):
         advance=_CHANNEL_ADVANCE)
     _variant = "dropout2d"
 
-    def __init__(self, p=0.5, inplace=False, seed=None):
-        super().__init__(_validate.rate(p, "p"), inplace)
-        self._init_stream(seed)
-
 
 class Dropout3d(_Stream, torch.nn.Dropout3d):
     __doc__ = _module_doc("``torch.nn.Dropout3d`` on dropkit's stream: zeroes whole channels of "
@@ -666,19 +658,11 @@ class Dropout3d(_Stream, torch.nn.Dropout3d):
                           "dropout3d", advance=_CHANNEL_ADVANCE)
     _variant = "dropout3d"
 
-    def __init__(self, p=0.5, inplace=False, seed=None):
-        super().__init__(_validate.rate(p, "p"), inplace)
-        self._init_stream(seed)
-
 
 class AlphaDropout(_Stream, torch.nn.AlphaDropout):
     __doc__ = _module_doc("``torch.nn.AlphaDropout`` on dropkit's stream (SELU networks).",
                           "torch.nn.AlphaDropout", "alpha_dropout")
     _variant = "alpha_dropout"
-
-    def __init__(self, p=0.5, inplace=False, seed=None):
-        super().__init__(_validate.rate(p, "p"), inplace)
-        self._init_stream(seed)
 
 
 class FeatureAlphaDropout(_Stream, torch.nn.FeatureAlphaDropout):
@@ -686,10 +670,6 @@ class FeatureAlphaDropout(_Stream, torch.nn.FeatureAlphaDropout):
                           "channels of ``(N, C, ...)`` inputs.", "torch.nn.FeatureAlphaDropout",
                           "feature_alpha_dropout", advance="(``N * C``)")
     _variant = "feature_alpha_dropout"
-
-    def __init__(self, p=0.5, inplace=False, seed=None):
-        super().__init__(_validate.rate(p, "p"), inplace)
-        self._init_stream(seed)
 
 
 class GaussianDropout(_Stream, torch.nn.Module):
@@ -700,7 +680,7 @@ class GaussianDropout(_Stream, torch.nn.Module):
     _variant = "gaussian_dropout"
 
     def __init__(self, p=0.5, inplace=False, seed=None):
-        super().__init__()
+        torch.nn.Module.__init__(self)
         self.p = _gaussian_rate(p)
         self.inplace = inplace
         self._init_stream(seed)
