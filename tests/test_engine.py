@@ -149,3 +149,22 @@ def test_rate_arrays_need_the_default_map():
         _core.bernoulli_apply_nd(x, np.empty_like(x), np.full(5, T), 2.0, 1, 0, R.noise_pstrides(x.shape, (4, 1)), 1, "")
     with pytest.raises(ValueError, match="broadcast"):
         _core.bernoulli_apply_nd(x, np.empty_like(x), np.full(3, T), 2.0, 1, 0, None, 1, "")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("n,offset", [(1000, 0), (50_000, 16_380), (7, 2**40 + 3), (0, 5)], ids=str)
+def test_concrete_backward_core_equals_reference(dtype, n, offset):
+    """dx and the logit gradient (the deterministic sum of section 15) bit for bit, any threads."""
+    rng = np.random.default_rng(11)
+    g = rng.standard_normal(n).astype(dtype)
+    x = rng.standard_normal(n).astype(dtype)
+    lg, it, sc, p = R.concrete_params(-0.7, 0.1)
+    want_dx, want_sum = R.concrete_backward(g, x, np.empty_like(g), lg, it, sc, p, 21, offset)
+    for simd in TARGETS:
+        for threads in (1, 2, 3):
+            dx, s = _core.concrete_backward(g, x, np.empty_like(g), lg, it, sc, p, 21, offset, threads, simd)
+            _same(dx, want_dx)
+            assert np.float64(s).tobytes() == np.float64(want_sum).tobytes()
+    dx = g.copy()  # in place: dx is grad
+    _core.concrete_backward(dx, x, dx, lg, it, sc, p, 21, offset, 2, "")
+    _same(dx, want_dx)

@@ -207,6 +207,49 @@ void register_variants(py::module_& m) {
         py::arg("seed"), py::arg("offset"), py::arg("pstrides") = py::none(), py::arg("threads") = -1,
         py::arg("simd") = "",
         "Concrete dropout (docs/rng.md section 13.2): out = x * (kappa * scale32).");
+    m.def(
+        "concrete_backward",
+        [](const py::array& grad, const py::array& x, py::array& dx, double logit, double inv_temperature,
+           double scale, double p, std::uint64_t seed, std::uint64_t offset, int threads, const std::string& simd) {
+            const py::dtype d = grad.dtype();
+            if (d.kind() != 'f' || (d.itemsize() != 2 && d.itemsize() != 4 && d.itemsize() != 8))
+                throw py::type_error("grad must be float16, float32 or float64, got " + py::str(d).cast<std::string>());
+            if (!x.dtype().is(d) || !dx.dtype().is(d)) throw py::type_error("x and dx must have grad's dtype");
+            for (const py::array* a : {&grad, &x, static_cast<const py::array*>(&dx)}) {
+                if (!c_contiguous(*a)) throw py::value_error("grad, x and dx must be C-contiguous");
+                if (a->ndim() != grad.ndim() || !std::equal(grad.shape(), grad.shape() + grad.ndim(), a->shape()))
+                    throw py::value_error("x and dx must have grad's shape");
+                if (reinterpret_cast<std::uintptr_t>(a->data()) % static_cast<std::uintptr_t>(d.itemsize()) != 0)
+                    throw py::value_error("grad, x and dx must be aligned for their dtype");
+            }
+            if (!dx.writeable()) throw py::value_error("dx must be writable");
+            const auto n = static_cast<std::size_t>(grad.size());
+            if (n != 0 && offset + (n - 1) < offset) throw py::value_error("offset + size must not exceed 2**64");
+            const ConcreteBackward c{static_cast<float>(logit), static_cast<float>(inv_temperature),
+                                     static_cast<float>(scale), p, inv_temperature};
+            const int nt = parse_threads(threads);
+            const Simd s = parse_simd(simd);
+            const void *gp = grad.data(), *xp = x.data();
+            void* dp = dx.mutable_data();
+            double sum;
+            {
+                py::gil_scoped_release release;
+                if (d.itemsize() == 4)
+                    sum = concrete_backward(static_cast<const float*>(gp), static_cast<const float*>(xp),
+                                            static_cast<float*>(dp), n, c, seed, offset, nt, s);
+                else if (d.itemsize() == 8)
+                    sum = concrete_backward(static_cast<const double*>(gp), static_cast<const double*>(xp),
+                                            static_cast<double*>(dp), n, c, seed, offset, nt, s);
+                else
+                    sum = concrete_backward_f16(static_cast<const std::uint16_t*>(gp), static_cast<const std::uint16_t*>(xp),
+                                                static_cast<std::uint16_t*>(dp), n, c, seed, offset, nt, s);
+            }
+            return py::make_tuple(dx, sum);
+        },
+        py::arg("grad"), py::arg("x"), py::arg("dx"), py::arg("logit"), py::arg("inv_temperature"), py::arg("scale"),
+        py::arg("p"), py::arg("seed"), py::arg("offset"), py::arg("threads") = -1, py::arg("simd") = "",
+        "Concrete dropout backward (docs/rng.md 13.3): (dx, d loss / d logit), the sum in the fixed "
+        "order of section 15.");
 }
 
 }  // namespace dropkit::py_bind

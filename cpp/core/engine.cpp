@@ -43,6 +43,11 @@ struct Compute<std::uint16_t> {
     static std::uint16_t out(float v) { return float_to_half(v); }
 };
 
+// x * m in the compute type (m binary32; widened exactly for double; float16 through float32).
+inline float mul_m_any(float v, float m) { return v * m; }
+inline double mul_m_any(double v, float m) { return v * static_cast<double>(m); }
+inline std::uint16_t mul_m_any(std::uint16_t v, float m) { return float_to_half(half_to_float(v) * m); }
+
 // Branch-free select of a computed value or a fill (a random mask would mispredict branches):
 // the bit pattern of `v` where keep, of `fill` elsewhere, so a dropped NaN still becomes `fill`.
 inline float pick(bool keep, float v, float fill) {
@@ -238,6 +243,68 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
 }
 
 }  // namespace
+
+// ---- concrete dropout's backward (docs/rng.md sections 13.3 and 15) ---------------------------
+
+namespace {
+
+inline double widen(float v) { return v; }
+inline double widen(double v) { return v; }
+inline double widen(std::uint16_t v) { return half_to_float(v); }
+
+template <class T>
+double concrete_backward_impl(const T* g, const T* x, T* dx, std::size_t n, const ConcreteBackward& c,
+                              std::uint64_t seed, std::uint64_t offset, int threads, Simd simd) {
+    if (n == 0) return 0.0;
+    const KernelTable& k = table(simd);
+    // kappa itself: the concrete noise with scale 1 (kappa * 1 is kappa exactly)
+    const ContinuousNoise kap{ContinuousKind::concrete, c.theta32, c.inv_t32, 1.0f};
+    const std::uint64_t c_first = offset / kChunk;
+    const std::size_t nch = static_cast<std::size_t>((offset + (n - 1)) / kChunk - c_first) + 1;
+    std::vector<double> partial(nch, 0.0);
+    parallel_chunks(n, offset, threads, false, [&](std::size_t i0, std::size_t i1) {
+        std::vector<float> kappa(kChunk);
+        for (std::size_t i = i0; i < i1;) {
+            const std::uint64_t g0 = offset + i;
+            const std::size_t len = static_cast<std::size_t>(
+                std::min<std::uint64_t>(i1 - i, kChunk - g0 % kChunk));  // to the end of g0's chunk
+            k.continuous_noise(kappa.data(), 0, len, kap, seed, g0);
+            double acc[16] = {};
+            for (std::size_t e = 0; e < len; ++e) {
+                const float kp = kappa[e];
+                const float m = kp * c.scale32;
+                const float z = 1.0f - kp;
+                const double phi = c.p - static_cast<double>(z) * c.inv_t;
+                const double v = ((widen(g[i + e]) * widen(x[i + e])) * static_cast<double>(m)) * phi;
+                acc[(g0 + e) % 16] += v;
+                dx[i + e] = mul_m_any(g[i + e], m);
+            }
+            for (int h = 8; h >= 1; h /= 2)
+                for (int l = 0; l < h; ++l) acc[l] = acc[l] + acc[l + h];
+            partial[static_cast<std::size_t>(g0 / kChunk - c_first)] = acc[0];
+            i += len;
+        }
+    });
+    double total = 0.0;
+    for (double v : partial) total = total + v;
+    return total;
+}
+
+}  // namespace
+
+double concrete_backward(const float* g, const float* x, float* dx, std::size_t n, const ConcreteBackward& c,
+                         std::uint64_t seed, std::uint64_t offset, int threads, Simd simd) {
+    return concrete_backward_impl(g, x, dx, n, c, seed, offset, threads, simd);
+}
+double concrete_backward(const double* g, const double* x, double* dx, std::size_t n, const ConcreteBackward& c,
+                         std::uint64_t seed, std::uint64_t offset, int threads, Simd simd) {
+    return concrete_backward_impl(g, x, dx, n, c, seed, offset, threads, simd);
+}
+double concrete_backward_f16(const std::uint16_t* g, const std::uint16_t* x, std::uint16_t* dx, std::size_t n,
+                             const ConcreteBackward& c, std::uint64_t seed, std::uint64_t offset, int threads,
+                             Simd simd) {
+    return concrete_backward_impl(g, x, dx, n, c, seed, offset, threads, simd);
+}
 
 void rates_apply(const float* x, float* y, std::size_t n, const RateArrays& r, std::uint64_t seed,
                  std::uint64_t offset, int threads, Simd simd) {

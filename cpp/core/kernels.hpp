@@ -104,6 +104,21 @@ void rates_apply(const double* x, double* y, std::size_t n, const RateArrays& r,
 void rates_apply_f16(const std::uint16_t* x, std::uint16_t* y, std::size_t n, const RateArrays& r,
                      std::uint64_t seed, std::uint64_t offset, int threads, Simd simd);
 
+// Concrete dropout's backward (docs/rng.md 13.3), default position map: dx = grad * m and the
+// logit gradient, the deterministic sum of section 15 of
+// v_i = ((grad_i * x_i) * m_i) * (p - z_i * inv_t) in binary64. Returns the sum.
+struct ConcreteBackward {
+    float theta32, inv_t32, scale32;  // the forward's binary32 constants
+    double p, inv_t;                  // binary64
+};
+double concrete_backward(const float* g, const float* x, float* dx, std::size_t n, const ConcreteBackward& c,
+                         std::uint64_t seed, std::uint64_t offset, int threads, Simd simd);
+double concrete_backward(const double* g, const double* x, double* dx, std::size_t n, const ConcreteBackward& c,
+                         std::uint64_t seed, std::uint64_t offset, int threads, Simd simd);
+double concrete_backward_f16(const std::uint16_t* g, const std::uint16_t* x, std::uint16_t* dx, std::size_t n,
+                             const ConcreteBackward& c, std::uint64_t seed, std::uint64_t offset, int threads,
+                             Simd simd);
+
 // OMP_NUM_THREADS, or the number of cores.
 int default_threads();
 
