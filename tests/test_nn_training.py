@@ -232,3 +232,20 @@ def test_mc_masks_are_consecutive_positions_and_batched_equals_loop(trained_mc_m
     assert drops[0].position == before[0][1] + 3 * 20 * 128
     with pytest.raises(ValueError, match="samples"):
         nn.mc_predict(model, X, samples=0)
+
+
+def test_real_variant_hooks_in_fit(digits):
+    """dropkit's CurriculumDropout counts the epochs and AdaptiveDropout gets per-unit rates from
+    the activations that enter it, when trained by fit."""
+    if not (hasattr(dropkit, "CurriculumDropout") and hasattr(dropkit, "AdaptiveDropout")):
+        pytest.skip("dropkit has no CurriculumDropout/AdaptiveDropout yet")
+    (Xt, yt), _ = digits
+    cur = dropkit.CurriculumDropout(final_rate=0.5, epochs=4)
+    ada = dropkit.AdaptiveDropout(initial_rate=0.5, adaptation_rate=0.5)
+    model = nn.Sequential([nn.DenseLayer(64, 16), nn.ReLU(), cur, nn.DenseLayer(16, 8), nn.ReLU(), ada,
+                           nn.DenseLayer(8, 10)], seed=3)
+    nn.fit(model, Xt[:64], yt[:64], epochs=3, batch_size=32, seed=0)
+    assert cur.current_epoch == 3 and cur.get_current_rate() == pytest.approx(0.5 * 3 / 4)
+    # per-unit rates, rate * (1 - importance / max importance): in [0, 0.5], 0 for the top unit
+    assert ada.neuron_importance.shape == (8,) and ada.adjusted_rates.shape == (8,)
+    assert np.all((ada.adjusted_rates >= 0) & (ada.adjusted_rates <= 0.5)) and ada.adjusted_rates.min() == 0.0
