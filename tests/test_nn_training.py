@@ -49,6 +49,15 @@ def test_fit_learns_and_history_has_keras_keys(digits):
     assert not model.training  # fit leaves the model in evaluation mode
 
 
+def test_verbose_prints_one_line_per_epoch_without_a_terminal(digits, capsys):
+    (Xt, yt), _ = digits
+    h = nn.fit(mlp(0.0, seed=2, hidden=8), Xt[:64], yt[:64], epochs=2, seed=0, verbose=True)
+    lines = capsys.readouterr().err.strip().splitlines()  # pytest's stderr is not a terminal
+    assert len(lines) == 2 and lines[1].startswith("epoch 2/2") and f"loss: {h.history['loss'][1]:.4f}" in lines[1]
+    nn.fit(mlp(0.0, seed=2, hidden=8), Xt[:64], yt[:64], epochs=2, seed=0)  # verbose=None: silent here
+    assert capsys.readouterr().err == ""
+
+
 def test_validation_split_takes_the_last_samples(digits):
     (Xt, yt), _ = digits
     model = mlp(0.0, seed=2, hidden=16)

@@ -207,7 +207,8 @@ def fit(model, X, y, *, validation_data=None, validation_split=0.0, epochs=1, ba
     early_stopping : None, int or EarlyStopping
         An int is the patience on ``val_loss`` (or ``loss`` without validation data).
     verbose : None or bool
-        Progress bar (tqdm) on stderr; None: only when stderr is a terminal and tqdm is installed.
+        Progress bar (tqdm) on stderr when stderr is a terminal and tqdm is installed; otherwise
+        ``True`` prints one line per epoch to stderr. None: the bar when possible, else nothing.
 
     Returns
     -------
@@ -279,6 +280,9 @@ def fit(model, X, y, *, validation_data=None, validation_split=0.0, epochs=1, ba
             hist.epoch.append(epoch)
             if bar is not None:
                 bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
+            elif verbose:
+                print(f"epoch {epoch + 1}/{epochs} - {hist.epoch_time[-1]:.2f}s - "
+                      + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()), file=sys.stderr)
             if early_stopping is not None and early_stopping.update(epoch, logs, net.params):
                 hist.stopped_epoch = epoch
                 break
