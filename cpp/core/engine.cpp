@@ -130,6 +130,9 @@ inline void continuous_fused(const KernelTable& k, const std::uint16_t* x, std::
     k.continuous_f16(x, y, i0, i1, c, seed, offset);
 }
 
+// Positions of noise a sparse map (a block of a larger array) makes at once for its runs.
+constexpr std::size_t kSparseWindow = 8192;
+
 // The map with axes of size 1 dropped and neighbours merged where positions run on.
 struct Map {
     std::vector<std::int64_t> shape;
@@ -227,16 +230,29 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
         });
         return;
     }
-    // Sparse (a block of a larger array): each run makes its own noise.
+    // Sparse (a block of a larger array): runs make noise over a window of positions that the
+    // following runs reuse while they fall inside it (rows of a block sit a row width apart).
     parallel_chunks(nchunks * kChunk, 0, threads, true, [&](std::size_t c0, std::size_t c1) {
         const std::size_t n_noise = step == 0 ? 1 : (len - 1) * static_cast<std::size_t>(step) + 1;
-        std::vector<std::uint8_t> keep(noise.continuous ? 0 : n_noise);
-        std::vector<float> mult(noise.continuous ? n_noise : 0);
+        const std::size_t window = std::max<std::size_t>(n_noise, kSparseWindow);
+        std::vector<std::uint8_t> keep(noise.continuous ? 0 : window);
+        std::vector<float> mult(noise.continuous ? window : 0);
+        std::uint64_t w0 = 0;
+        bool have = false;
         for (std::size_t c = c0 / kChunk; c < (c1 + kChunk - 1) / kChunk; ++c) {
             const std::size_t r1 = std::min(runs, (c + 1) * runs_per);
             for (std::size_t r = c * runs_per; r < r1; ++r) {
-                make_noise(k, noise, seed, offset + base_of(r), n_noise, keep.data(), mult.data());
-                apply_run(x + r * len, y + r * len, len, op, keep.data(), mult.data(), step);
+                const std::uint64_t b = base_of(r);  // relative to offset
+                if (!have || b < w0 || b - w0 + n_noise > window) {
+                    w0 = b;
+                    const std::uint64_t room = span - b + 1;  // positions left in the call
+                    const std::size_t make = static_cast<std::size_t>(std::min<std::uint64_t>(window, room));
+                    make_noise(k, noise, seed, offset + w0, make, keep.data(), mult.data());
+                    have = true;
+                }
+                const std::size_t at = static_cast<std::size_t>(b - w0);
+                apply_run(x + r * len, y + r * len, len, op, keep.empty() ? nullptr : keep.data() + at,
+                          mult.empty() ? nullptr : mult.data() + at, step);
             }
         }
     });
