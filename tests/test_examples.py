@@ -74,14 +74,18 @@ def test_mc_tiny(tmp_path):
     assert ece == pytest.approx(0.25 * 0.05 + 0.25 * 0.15 + 0.5 * 0.47)
 
 
-@pytest.mark.skipif(_common.find_mnist() is None, reason="no MNIST folder (../shared/data/mnist or DROPKIT_MNIST)")
+MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+
+
+@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"the real MNIST test set is not at {MNIST_DIR} "
+                    "(it is in the project's shared data, not in a user's clone)")
 def test_cnn_and_profile_tiny(tmp_path, capsys):
-    assert cli.main(["cnn", "--tiny", "--out", str(tmp_path)]) == 0
+    assert cli.main(["cnn", "--tiny", "--out", str(tmp_path), "--mnist", str(MNIST_DIR)]) == 0
     out = capsys.readouterr().out
     assert "0.9912" in out and "validation accuracy" in out
     assert _png_ok(tmp_path / "cnn.png")
     from dropkit.examples import profile
-    res = profile.run(tiny=True)
+    res = profile.run(tiny=True, mnist=str(MNIST_DIR))
     assert [r[0] for r in res["rows"]] == ["MLP 784-256-256-10", "seed CNN"]
     for row in res["rows"]:
         assert 0 < float(row[3].rstrip("%")) < 100
@@ -116,3 +120,20 @@ def test_cnn_full_protocol_when_training_files_exist(tmp_path, capsys):
     assert "MNIST train (300 images), validation_split=0.1" in out and "train 270, validation 30" in out
     metrics = {r[0]: r[1] for r in res["rows"]}
     assert 0 <= metrics["test accuracy (t10k)"] <= 1
+
+
+def test_find_mnist(tmp_path, monkeypatch):
+    """--mnist, then DROPKIT_MNIST, then ../shared/data/mnist beside the clone one works in."""
+    clone, data = tmp_path / "clone", tmp_path / "shared" / "data" / "mnist"
+    (clone / "sub").mkdir(parents=True)
+    data.mkdir(parents=True)
+    (clone / "pyproject.toml").write_text("")
+    monkeypatch.setenv("DROPKIT_MNIST", str(tmp_path / "env"))
+    assert _common.find_mnist("given") == Path("given")
+    assert _common.find_mnist() == tmp_path / "env"
+    monkeypatch.delenv("DROPKIT_MNIST")
+    monkeypatch.setattr(_common, "__file__", str(tmp_path / "site-packages" / "_common.py"))  # as installed
+    monkeypatch.chdir(clone / "sub")
+    assert _common.find_mnist() == data.resolve()
+    monkeypatch.chdir(tmp_path)
+    assert _common.find_mnist() is None

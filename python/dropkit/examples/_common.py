@@ -61,12 +61,13 @@ def out_path(out_dir, name: str) -> Path:
 
 def find_mnist(path=None):
     """The MNIST folder: ``path``, else $DROPKIT_MNIST, else the project's shared test data
-    (``../shared/data/mnist`` beside a clone); None if none exists."""
+    (``../shared/data/mnist`` beside a clone of dropkit that contains this file or the current
+    directory); None if none exists."""
     for cand in (path, os.environ.get("DROPKIT_MNIST")):
         if cand:
             return Path(cand)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
+    here, cwd = Path(__file__).resolve(), Path.cwd().resolve()
+    for parent in (*here.parents, cwd, *cwd.parents):
         c = parent.parent / "shared" / "data" / "mnist"
         if (parent / "pyproject.toml").is_file() and c.is_dir():
             return c
