@@ -157,9 +157,13 @@ def test_memory_shows_dropkit_stores_no_mask(run: Dict[str, Any]) -> None:
             dk = rows[(variant, "dropkit", phase)]
             npy = rows[(variant, "numpy", phase)]
             assert dk["method"] == npy["method"] == "tracemalloc"
-            # dropkit keeps nothing per element; the NumPy formulation keeps a 1-byte bool mask.
+            # dropkit keeps nothing per element; the NumPy formulation keeps a 1-byte bool mask,
+            # or, for broadcast noise, a multiplier of the noise's size (something, but less).
             assert dk["retained_bytes"] < 0.25 * n
-            assert npy["retained_bytes"] >= n
+            if variant in variants.BROADCAST_NAMES:
+                assert npy["retained_bytes"] > 0
+            else:
+                assert npy["retained_bytes"] >= n
             # forward: the output (4 B/elem) is part of the peak.
             assert dk["peak_bytes"] >= dk["outputs_bytes"] >= 4 * n
     s1 = rows[("dropout", "seed000-s1", "forward")]

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -695,9 +694,8 @@ def _torch_concrete(torch: Any, xr: Any, case: Case) -> Any:
 
 
 # Broadcast-noise variants (spatial, temporal, DropPath, feature-alpha): their tuned NumPy
-# formulations keep a noise-sized multiplier, not a per-element mask, which the memory check of
-# tests/test_bench.py (``numpy retains >= 1 byte per element``) does not expect yet. Until that
-# check allows it, they are registered only with DROPKIT_BENCH_BROADCAST=1 in the environment.
+# formulations keep a noise-sized multiplier, not a per-element mask (BROADCAST_NAMES lists them
+# for the memory check).
 _BROADCAST: List[Variant] = []
 
 
@@ -806,5 +804,6 @@ register(
     )
 )
 
-if os.environ.get("DROPKIT_BENCH_BROADCAST", "").strip() == "1":
-    register_broadcast_variants()
+register_broadcast_variants()
+#: Variants whose noise is smaller than x (broadcast along some axes).
+BROADCAST_NAMES = frozenset(v.name for v in _BROADCAST)
