@@ -555,9 +555,7 @@ def _concrete_params(logit: Any, temperature: Any) -> Tuple[float, float, float,
         logit = logit[()]
     if isinstance(temperature, np.ndarray) and temperature.ndim == 0:
         temperature = temperature[()]
-    # (The reference's own check casts 1/temperature to binary32, which warns on overflow.)
-    with np.errstate(over="ignore"):
-        return _refv.concrete_params(logit, temperature)
+    return _refv.concrete_params(logit, temperature)
 
 
 def concrete_dropout(x, logit, *, temperature, seed, offset=0, training=True, out=None, backend=None):

@@ -745,7 +745,9 @@ def concrete_params(logit: float, temperature: float) -> Tuple[float, float, flo
     if not temp > 0.0 or not math.isfinite(temp):
         raise ValueError(f"temperature must be > 0, got {temperature}")
     inv_t = 1.0 / temp
-    if not math.isfinite(float(np.float32(inv_t))):
+    with np.errstate(over="ignore"):  # the overflow is the condition tested, not a warning
+        inv_t32 = np.float32(inv_t)
+    if not math.isfinite(float(inv_t32)):
         raise ValueError(f"temperature is too small (1/temperature overflows binary32), got {temperature}")
     if not math.isfinite(lg):
         raise ValueError(f"logit must be finite, got {logit}")
