@@ -78,6 +78,8 @@ def mc_predict(model, X, samples=30, *, seed=None, batched=None, return_samples=
         raise ValueError(f"samples must be a positive integer, got {samples!r}")
     X = np.asarray(X)
     T = int(samples)
+    if callable(getattr(model, "sync", None)):
+        model.sync()  # trained ConcreteDropout logits into their layers
     saved = [(layer.seed, layer.position) for layer in layers if is_stochastic(layer)]
     if seed is not None:
         for layer, s in zip(layers, _child_seeds(seed, len(layers))):
