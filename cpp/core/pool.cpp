@@ -61,14 +61,17 @@ int usable_cpus() {
 }
 
 struct Pool {
-    std::atomic<std::uint64_t> ticket{0};
-    std::atomic<std::size_t> done{0};
-    std::atomic<ChunkFn> fn{nullptr};
+    // Each line written by one side and read by the other gets a cache line of its own, so that a
+    // spinning worker does not steal the line the caller is counting on.
+    alignas(64) std::atomic<std::uint64_t> ticket{0};
+    alignas(64) std::atomic<std::size_t> done{0};
+    alignas(64) std::atomic<ChunkFn> fn{nullptr};
     std::atomic<void*> ctx{nullptr};
     std::atomic<std::size_t> n{0};
     std::atomic<int> workers{0};          // workers with id < this take part in the current job
-    std::atomic<std::uint32_t> wake{0};   // futex word: bumped by every job
-    std::atomic<int> sleepers{0};
+    alignas(64) std::atomic<std::uint32_t> wake{0};   // futex word: bumped by every job
+    alignas(64) std::atomic<int> sleepers{0};
+    alignas(64) char pad_[1] = {};
     std::uint64_t generation = 0;         // only the caller holding `busy` touches it
     std::mutex busy;                      // one job at a time
     std::mutex grow;

@@ -38,8 +38,8 @@ inline constexpr long kPoolBackoffMaxMilliseconds = 1000;
 
 // Jobs of fewer chunks wake sleeping workers at most once per interval (they use the ones still
 // spinning); longer jobs always wake them.
-inline constexpr std::size_t kPoolWakeMinChunks = 64;
-inline constexpr long kPoolShortWakeIntervalMilliseconds = 20;
+inline constexpr std::size_t kPoolWakeMinChunks = 256;
+inline constexpr long kPoolShortWakeIntervalMilliseconds = 100;
 
 // Upper bound on pool workers (threads - 1); larger requests are clamped, never an error here.
 inline constexpr int kPoolMaxWorkers = 255;
