@@ -168,3 +168,12 @@ def test_concrete_backward_core_equals_reference(dtype, n, offset):
     dx = g.copy()  # in place: dx is grad
     _core.concrete_backward(dx, x, dx, lg, it, sc, p, 21, offset, 2, "")
     _same(dx, want_dx)
+
+
+@pytest.mark.parametrize("n,offset", [(0, 0), (1, 0), (100_000, 16_383), (50_000, 2**50 + 7)], ids=str)
+def test_deterministic_sum_core_equals_reference(n, offset):
+    v = np.random.default_rng(5).standard_normal(n) * 10.0 ** np.random.default_rng(6).integers(-8, 8, n)
+    want = R.deterministic_sum(v, offset)
+    for threads in (1, 2, 3):
+        got = _core.deterministic_sum(v, offset, threads, "")
+        assert np.float64(got).tobytes() == np.float64(want).tobytes()

@@ -208,6 +208,21 @@ void register_variants(py::module_& m) {
         py::arg("simd") = "",
         "Concrete dropout (docs/rng.md section 13.2): out = x * (kappa * scale32).");
     m.def(
+        "deterministic_sum",
+        [](const py::array_t<double, py::array::c_style>& values, std::uint64_t offset, int threads,
+           const std::string& simd) {
+            if (values.ndim() != 1) throw py::type_error("values must be a 1-D float64 array");
+            const auto n = static_cast<std::size_t>(values.size());
+            if (n != 0 && offset + (n - 1) < offset) throw py::value_error("offset + size must not exceed 2**64");
+            const int nt = parse_threads(threads);
+            const Simd s = parse_simd(simd);
+            const double* p = values.data();
+            py::gil_scoped_release release;
+            return deterministic_sum(p, n, offset, nt, s);
+        },
+        py::arg("values"), py::arg("offset"), py::arg("threads") = -1, py::arg("simd") = "",
+        "Sum in the fixed chunk and lane order of docs/rng.md 15 (bit-identical for any thread count).");
+    m.def(
         "concrete_backward",
         [](const py::array& grad, const py::array& x, py::array& dx, double logit, double inv_temperature,
            double scale, double p, std::uint64_t seed, std::uint64_t offset, int threads, const std::string& simd) {

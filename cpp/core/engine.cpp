@@ -322,6 +322,29 @@ double concrete_backward_f16(const std::uint16_t* g, const std::uint16_t* x, std
     return concrete_backward_impl(g, x, dx, n, c, seed, offset, threads, simd);
 }
 
+double deterministic_sum(const double* v, std::size_t n, std::uint64_t offset, int threads, Simd simd) {
+    (void)simd;  // plain binary64 adds in the order of docs/rng.md 15 (no target-specific code)
+    if (n == 0) return 0.0;
+    const std::uint64_t c_first = offset / kChunk;
+    const std::size_t nch = static_cast<std::size_t>((offset + (n - 1)) / kChunk - c_first) + 1;
+    std::vector<double> partial(nch, 0.0);
+    parallel_chunks(n, offset, threads, false, [&](std::size_t i0, std::size_t i1) {
+        for (std::size_t i = i0; i < i1;) {
+            const std::uint64_t g0 = offset + i;
+            const std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(i1 - i, kChunk - g0 % kChunk));
+            double acc[16] = {};
+            for (std::size_t e = 0; e < len; ++e) acc[(g0 + e) % 16] += v[i + e];
+            for (int h = 8; h >= 1; h /= 2)
+                for (int l = 0; l < h; ++l) acc[l] = acc[l] + acc[l + h];
+            partial[static_cast<std::size_t>(g0 / kChunk - c_first)] = acc[0];
+            i += len;
+        }
+    });
+    double total = 0.0;
+    for (double p : partial) total = total + p;
+    return total;
+}
+
 void rates_apply(const float* x, float* y, std::size_t n, const RateArrays& r, std::uint64_t seed,
                  std::uint64_t offset, int threads, Simd simd) {
     const auto fn = table(simd).rates_f32;

@@ -119,6 +119,10 @@ double concrete_backward_f16(const std::uint16_t* g, const std::uint16_t* x, std
                              const ConcreteBackward& c, std::uint64_t seed, std::uint64_t offset, int threads,
                              Simd simd);
 
+// The sum of v[0 .. n) at reduction positions offset + i in the fixed order of docs/rng.md 15:
+// the same bits for any thread count.
+double deterministic_sum(const double* v, std::size_t n, std::uint64_t offset, int threads, Simd simd);
+
 // OMP_NUM_THREADS, or the number of cores.
 int default_threads();
 

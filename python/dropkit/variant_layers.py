@@ -14,7 +14,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from . import _runtime, _validate, variants
+from . import _core, _runtime, _validate, variants
 from .layers import Dropout, resolve_seed
 from .reference import _variants as _refv
 
@@ -797,7 +797,10 @@ class ConcreteDropout(_StreamLayer):
         if w.dtype.kind not in "iuf":
             raise TypeError(f"weights must be a real array, got dtype {w.dtype}")
         w64 = w.astype(np.float64).reshape(-1)
-        return w, _refv.deterministic_sum(w64 * w64, 0)
+        sq = w64 * w64
+        if _runtime.backend_name(self.backend) == "core":
+            return w, _core.deterministic_sum(sq, 0, _runtime.get_num_threads(), _runtime.simd_target())
+        return w, _refv.deterministic_sum(sq, 0)
 
     @staticmethod
     def _input_dim(input_dim) -> int:
