@@ -268,33 +268,23 @@ inline double widen(float v) { return v; }
 inline double widen(double v) { return v; }
 inline double widen(std::uint16_t v) { return half_to_float(v); }
 
-template <class T>
-double concrete_backward_impl(const T* g, const T* x, T* dx, std::size_t n, const ConcreteBackward& c,
-                              std::uint64_t seed, std::uint64_t offset, int threads, Simd simd) {
+// The deterministic sum of docs/rng.md 15 over elements [0, n) at reduction positions offset + i:
+// chunks of kChunk positions (the thread chunks), 16 lane accumulators keyed by position mod 16
+// and folded 8, 4, 2, 1, then the chunks' partials left to right. segment(i, len, g0, add) makes
+// the summands of elements [i, i + len) (all in the chunk of g0 = offset + i) and hands each to
+// add(e, v), in increasing e.
+template <class Segment>
+double chunked_sum(std::size_t n, std::uint64_t offset, int threads, Segment&& segment) {
     if (n == 0) return 0.0;
-    const KernelTable& k = table(simd);
-    // kappa itself: the concrete noise with scale 1 (kappa * 1 is kappa exactly)
-    const ContinuousNoise kap{ContinuousKind::concrete, c.theta32, c.inv_t32, 1.0f};
     const std::uint64_t c_first = offset / kChunk;
     const std::size_t nch = static_cast<std::size_t>((offset + (n - 1)) / kChunk - c_first) + 1;
     std::vector<double> partial(nch, 0.0);
     parallel_chunks(n, offset, threads, false, [&](std::size_t i0, std::size_t i1) {
-        std::vector<float> kappa(kChunk);
         for (std::size_t i = i0; i < i1;) {
             const std::uint64_t g0 = offset + i;
-            const std::size_t len = static_cast<std::size_t>(
-                std::min<std::uint64_t>(i1 - i, kChunk - g0 % kChunk));  // to the end of g0's chunk
-            k.continuous_noise(kappa.data(), 0, len, kap, seed, g0);
+            const std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(i1 - i, kChunk - g0 % kChunk));
             double acc[16] = {};
-            for (std::size_t e = 0; e < len; ++e) {
-                const float kp = kappa[e];
-                const float m = kp * c.scale32;
-                const float z = 1.0f - kp;
-                const double phi = c.p - static_cast<double>(z) * c.inv_t;
-                const double v = ((widen(g[i + e]) * widen(x[i + e])) * static_cast<double>(m)) * phi;
-                acc[(g0 + e) % 16] += v;
-                dx[i + e] = mul_m_any(g[i + e], m);
-            }
+            segment(i, len, g0, [&](std::size_t e, double v) { acc[(g0 + e) % 16] += v; });
             for (int h = 8; h >= 1; h /= 2)
                 for (int l = 0; l < h; ++l) acc[l] = acc[l] + acc[l + h];
             partial[static_cast<std::size_t>(g0 / kChunk - c_first)] = acc[0];
@@ -304,6 +294,27 @@ double concrete_backward_impl(const T* g, const T* x, T* dx, std::size_t n, cons
     double total = 0.0;
     for (double v : partial) total = total + v;
     return total;
+}
+
+template <class T>
+double concrete_backward_impl(const T* g, const T* x, T* dx, std::size_t n, const ConcreteBackward& c,
+                              std::uint64_t seed, std::uint64_t offset, int threads, Simd simd) {
+    const KernelTable& k = table(simd);
+    // kappa itself: the concrete noise with scale 1 (kappa * 1 is kappa exactly)
+    const ContinuousNoise kap{ContinuousKind::concrete, c.theta32, c.inv_t32, 1.0f};
+    return chunked_sum(n, offset, threads, [&](std::size_t i, std::size_t len, std::uint64_t g0, auto&& add) {
+        thread_local std::vector<float> kappa;
+        kappa.resize(kChunk);
+        k.continuous_noise(kappa.data(), 0, len, kap, seed, g0);
+        for (std::size_t e = 0; e < len; ++e) {
+            const float kp = kappa[e];
+            const float m = kp * c.scale32;
+            const float z = 1.0f - kp;
+            const double phi = c.p - static_cast<double>(z) * c.inv_t;
+            add(e, ((widen(g[i + e]) * widen(x[i + e])) * static_cast<double>(m)) * phi);
+            dx[i + e] = mul_m_any(g[i + e], m);  // after g[i + e] is read: dx may be g
+        }
+    });
 }
 
 }  // namespace
@@ -324,25 +335,9 @@ double concrete_backward_f16(const std::uint16_t* g, const std::uint16_t* x, std
 
 double deterministic_sum(const double* v, std::size_t n, std::uint64_t offset, int threads, Simd simd) {
     (void)simd;  // plain binary64 adds in the order of docs/rng.md 15 (no target-specific code)
-    if (n == 0) return 0.0;
-    const std::uint64_t c_first = offset / kChunk;
-    const std::size_t nch = static_cast<std::size_t>((offset + (n - 1)) / kChunk - c_first) + 1;
-    std::vector<double> partial(nch, 0.0);
-    parallel_chunks(n, offset, threads, false, [&](std::size_t i0, std::size_t i1) {
-        for (std::size_t i = i0; i < i1;) {
-            const std::uint64_t g0 = offset + i;
-            const std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(i1 - i, kChunk - g0 % kChunk));
-            double acc[16] = {};
-            for (std::size_t e = 0; e < len; ++e) acc[(g0 + e) % 16] += v[i + e];
-            for (int h = 8; h >= 1; h /= 2)
-                for (int l = 0; l < h; ++l) acc[l] = acc[l] + acc[l + h];
-            partial[static_cast<std::size_t>(g0 / kChunk - c_first)] = acc[0];
-            i += len;
-        }
+    return chunked_sum(n, offset, threads, [&](std::size_t i, std::size_t len, std::uint64_t, auto&& add) {
+        for (std::size_t e = 0; e < len; ++e) add(e, v[i + e]);
     });
-    double total = 0.0;
-    for (double p : partial) total = total + p;
-    return total;
 }
 
 void rates_apply(const float* x, float* y, std::size_t n, const RateArrays& r, std::uint64_t seed,

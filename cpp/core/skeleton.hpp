@@ -119,6 +119,26 @@ inline void compare_planes(const V (&u)[G][4], int p0, std::uint64_t t, V (&lt)[
     }
 }
 
+// The Bernoulli counters (block lo, block hi, -, kind 0) of blocks block0 .. block0+W-1, and the key.
+template <class Isa>
+struct PlaneCounters {
+    using V = typename Isa::V;
+    V c0, c1, c3, k0, k1;
+    PlaneCounters(std::uint64_t seed, std::uint64_t block0) {
+        alignas(64) std::uint32_t lo[Isa::W], hi[Isa::W];
+        for (int l = 0; l < Isa::W; ++l) {
+            const std::uint64_t b = block0 + static_cast<std::uint64_t>(l);
+            lo[l] = static_cast<std::uint32_t>(b);
+            hi[l] = static_cast<std::uint32_t>(b >> 32);
+        }
+        c0 = Isa::load(lo);
+        c1 = Isa::load(hi);
+        c3 = Isa::set1(kStreamBernoulli);
+        k0 = Isa::set1(static_cast<std::uint32_t>(seed));
+        k1 = Isa::set1(static_cast<std::uint32_t>(seed >> 32));
+    }
+};
+
 // Keep bits of the tile made of blocks block0 .. block0+W-1: bit (p mod 32) of words[p / 32]
 // is the keep bit of position 128*block0 + p. Planes are generated most significant first,
 // Isa::G at a time, and the loop stops once every position of the tile is decided
@@ -133,15 +153,8 @@ inline void keep_words(std::uint64_t seed, std::uint64_t block0, std::uint64_t t
         for (int i = 0; i < 4 * W; ++i) words[i] = fill;
         return;
     }
-    alignas(64) std::uint32_t c0[W], c1[W];
-    for (int l = 0; l < W; ++l) {
-        const std::uint64_t b = block0 + static_cast<std::uint64_t>(l);
-        c0[l] = static_cast<std::uint32_t>(b);
-        c1[l] = static_cast<std::uint32_t>(b >> 32);
-    }
-    const V vc0 = Isa::load(c0), vc1 = Isa::load(c1), vc3 = Isa::set1(kStreamBernoulli);
-    const V k0 = Isa::set1(static_cast<std::uint32_t>(seed));
-    const V k1 = Isa::set1(static_cast<std::uint32_t>(seed >> 32));
+    const PlaneCounters<Isa> pc(seed, block0);
+    const V vc0 = pc.c0, vc1 = pc.c1, vc3 = pc.c3, k0 = pc.k0, k1 = pc.k1;
     V lt[4] = {Isa::zero(), Isa::zero(), Isa::zero(), Isa::zero()};  // u < t already decided
     V eq[4] = {Isa::ones(), Isa::ones(), Isa::ones(), Isa::ones()};  // top planes equal to t's
     const int planes = planes_needed(t);
@@ -195,15 +208,8 @@ inline void keep_words_per_position(std::uint64_t seed, std::uint64_t block0, co
                                     const std::uint32_t* never, std::uint32_t* words) {
     constexpr int W = Isa::W;
     using V = typename Isa::V;
-    alignas(64) std::uint32_t c0[W], c1[W];
-    for (int l = 0; l < W; ++l) {
-        const std::uint64_t b = block0 + static_cast<std::uint64_t>(l);
-        c0[l] = static_cast<std::uint32_t>(b);
-        c1[l] = static_cast<std::uint32_t>(b >> 32);
-    }
-    const V vc0 = Isa::load(c0), vc1 = Isa::load(c1), vc3 = Isa::set1(kStreamBernoulli);
-    const V k0 = Isa::set1(static_cast<std::uint32_t>(seed));
-    const V k1 = Isa::set1(static_cast<std::uint32_t>(seed >> 32));
+    const PlaneCounters<Isa> pc(seed, block0);
+    const V vc0 = pc.c0, vc1 = pc.c1, vc3 = pc.c3, k0 = pc.k0, k1 = pc.k1;
     V lt[4] = {Isa::zero(), Isa::zero(), Isa::zero(), Isa::zero()};
     V eq[4] = {Isa::ones(), Isa::ones(), Isa::ones(), Isa::ones()};
     alignas(64) std::uint32_t tw[4][W];
