@@ -137,3 +137,16 @@ def test_find_mnist(tmp_path, monkeypatch):
     assert _common.find_mnist() == data.resolve()
     monkeypatch.chdir(tmp_path)
     assert _common.find_mnist() is None
+
+
+def test_seed_cnn_in_pytorch_with_dropkit_dropout():
+    """The seed's CNN in PyTorch with its dropout layers through dropkit.torch trains one epoch."""
+    pytest.importorskip("torch", reason="PyTorch is an optional extra (dropkit[torch])")
+    from dropkit.examples import cnn
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, 64)
+    assert cnn.torch_epoch_seconds(X, y, dropout="dropkit") > 0
+    with pytest.raises(ValueError, match="dropout"):
+        cnn.torch_epoch_seconds(X, y, dropout="keras")

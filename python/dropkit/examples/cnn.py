@@ -29,17 +29,29 @@ def build(seed=0):
     ], seed=seed)
 
 
-def torch_epoch_seconds(X, y, batch_size=32):
-    """Seconds for one epoch of the same model in PyTorch (CPU), or None without torch."""
+def torch_epoch_seconds(X, y, batch_size=32, dropout="torch"):
+    """Seconds for one epoch of the same model in PyTorch (CPU), or None without torch.
+
+    ``dropout="dropkit"`` runs its three dropout layers through :mod:`dropkit.torch` (the same
+    model otherwise): the seed's CNN with dropkit's dropout inside PyTorch.
+    """
     try:
         import torch
     except ImportError:
         return None
     tnn = torch.nn
     torch.manual_seed(0)
-    model = tnn.Sequential(tnn.Conv2d(1, 32, 3), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Dropout(0.25),
-                           tnn.Conv2d(32, 64, 3), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Dropout(0.25), tnn.Flatten(),
-                           tnn.Linear(1600, 128), tnn.ReLU(), tnn.Dropout(0.5), tnn.Linear(128, 10))
+    if dropout == "dropkit":
+        from dropkit import torch as dkt
+
+        drop = [dkt.Dropout(0.25, seed=1), dkt.Dropout(0.25, seed=2), dkt.Dropout(0.5, seed=3)]
+    elif dropout == "torch":
+        drop = [tnn.Dropout(0.25), tnn.Dropout(0.25), tnn.Dropout(0.5)]
+    else:
+        raise ValueError(f"dropout must be 'torch' or 'dropkit', got {dropout!r}")
+    model = tnn.Sequential(tnn.Conv2d(1, 32, 3), tnn.ReLU(), tnn.MaxPool2d(2), drop[0],
+                           tnn.Conv2d(32, 64, 3), tnn.ReLU(), tnn.MaxPool2d(2), drop[1], tnn.Flatten(),
+                           tnn.Linear(1600, 128), tnn.ReLU(), drop[2], tnn.Linear(128, 10))
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     Xt, yt = torch.from_numpy(np.ascontiguousarray(X)), torch.from_numpy(y)
     t0 = time.perf_counter()
@@ -86,6 +98,9 @@ def run(out_dir=".", tiny=False, seed=0, epochs=None, mnist=None):
     if not tiny:
         t = [torch_epoch_seconds(Xt, yt) for _ in range(2)]
         rows.append(["PyTorch CPU, same model: seconds per epoch (min of 2)",
+                     "-" if t[0] is None else f"{min(t):.1f}", "-"])
+        t = [torch_epoch_seconds(Xt, yt, dropout="dropkit") for _ in range(2)]
+        rows.append(["PyTorch CPU, dropout through dropkit.torch: seconds per epoch (min of 2)",
                      "-" if t[0] is None else f"{min(t):.1f}", "-"])
     headers = ["metric", "dropkit.nn", "seed (Keras, 60k train)"]
     plt = pyplot()
