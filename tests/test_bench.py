@@ -94,8 +94,10 @@ def test_json_documented_fields(run: Dict[str, Any]) -> None:
     for r in doc["results"]:
         assert row_keys <= set(r), row_keys - set(r)
         assert len(r["samples_s"]) == REPEATS and all(s > 0 for s in r["samples_s"])
-        if r["backend"] != "torch":  # torch pins its own count
+        if r["backend"] != "torch":  # torch pins its own count; dropkit-torch runs on dropkit's threads
             assert r["threads_reported"]["dropkit"] == r["threads"]
+        if r["backend"] in variants.TORCH_BACKENDS:
+            assert r["threads_reported"]["torch"] == r["threads"]
 
 
 def test_every_cell_has_every_backend(run: Dict[str, Any]) -> None:
@@ -106,6 +108,8 @@ def test_every_cell_has_every_backend(run: Dict[str, Any]) -> None:
         expected = {"dropkit", "dropkit-ref", "numpy", "multiply"} | set(variants.VARIANTS[key[0]].seeds)
         if doc["config"]["torch"] and variants.VARIANTS[key[0]].torch is not None:
             expected.add("torch")
+        if doc["config"]["torch"] and variants.VARIANTS[key[0]].dropkit_torch is not None:
+            expected.add("dropkit-torch")
         assert set(by) == expected, key
 
 
@@ -121,6 +125,80 @@ def test_speedup_computed_from_own_samples(run: Dict[str, Any]) -> None:
             assert r["ratio_to_stream"] == pytest.approx(med / stream, rel=1e-12)
             assert r["ns_per_element"] == pytest.approx(med / n * 1e9, rel=1e-12)
             assert r["gb_per_s"] == pytest.approx(2 * itemsize * n / med / 1e9, rel=1e-12)
+
+
+#: The variants dropkit.torch has a counterpart of (issue 9); dropout-classic has none (no inverted=False).
+DROPKIT_TORCH_VARIANTS = {"dropout", "spatial1d", "spatial2d", "spatial3d", "alpha", "feature-alpha", "gaussian"}
+
+
+def test_registry_dropkit_torch_counterparts() -> None:
+    have = {name for name, v in variants.VARIANTS.items() if v.dropkit_torch is not None}
+    assert have == DROPKIT_TORCH_VARIANTS
+    for v in variants.VARIANTS.values():
+        names = list(variants.backend_builders(v, with_torch=True))
+        assert ("dropkit-torch" in names) == (v.name in DROPKIT_TORCH_VARIANTS)
+        assert "dropkit-torch" not in variants.backend_builders(v, with_torch=False)
+
+
+def test_dropkit_torch_column(run: Dict[str, Any]) -> None:
+    """With torch installed, every dropkit.torch variant has a dropkit-torch row in every cell, in the
+    text and Markdown tables and in the torch comparison table, whose ratios are recomputed here
+    from the JSON samples."""
+    doc = run["doc"]
+    if not doc["config"]["torch"]:
+        assert any("dropkit-torch" in s["what"] and "PyTorch" in s["reason"] for s in doc["skipped"])
+        assert "dropkit-torch" not in {r["backend"] for r in doc["results"]}
+        pytest.skip("PyTorch not installed: the dropkit-torch backend is skipped (with the reason checked above)")
+    assert not any(k.endswith("/dropkit-torch") for k in doc["unavailable"]), doc["unavailable"]
+    cells = _cells(doc)
+    n_threads = len(doc["config"]["threads"])
+    dt_cells = [key for key, by in cells.items() if "dropkit-torch" in by]
+    assert {key[0] for key in dt_cells} == DROPKIT_TORCH_VARIANTS
+    assert len(dt_cells) == len(DROPKIT_TORCH_VARIANTS) * len(SIZES) * 2 * n_threads
+    assert "dropkit-torch" in doc["backends"]
+    for text in (run["stdout"], (run["out"] / "results.md").read_text(encoding="utf-8")):
+        assert re.search(r"\bdropkit-torch\b", text)
+    # The comparison table: one row per cell with both, ratios from the samples' medians.
+    md = (run["out"] / "results.md").read_text(encoding="utf-8")
+    assert "## dropkit.torch vs PyTorch" in md and "== dropkit.torch vs PyTorch" in run["stdout"]
+    checked = 0
+    for line in md.splitlines():
+        m = re.match(r"\| (\S+) \| (forward|backward) \| (\S+) \| (\d+) \| 2\^(\d+) \|(.*)\|$", line)
+        if not m:
+            continue
+        by = cells[(m[1], m[2], m[3], 1 << int(m[5]), int(m[4]))]
+        cols = [c.strip() for c in m[6].split("|")]
+        med = {b: statistics.median(by[b]["samples_s"]) for b in ("torch", "dropkit-torch", "dropkit")}
+        assert float(cols[0]) == pytest.approx(med["torch"] / (1 << int(m[5])) * 1e9, rel=0.01)
+        assert float(cols[1]) == pytest.approx(med["dropkit-torch"] / (1 << int(m[5])) * 1e9, rel=0.01)
+        assert float(cols[2].rstrip("x")) == pytest.approx(med["torch"] / med["dropkit-torch"], rel=0.01, abs=0.006)
+        assert float(cols[3].rstrip("x")) == pytest.approx(med["dropkit-torch"] / med["dropkit"], rel=0.01, abs=0.006)
+        checked += 1
+    assert checked == len(dt_cells)
+    mem = {(r["variant"], r["backend"], r.get("phase")): r for r in doc["memory"]["rows"]}
+    for variant in DROPKIT_TORCH_VARIANTS:
+        for phase in ("forward", "forward+backward"):
+            assert mem[(variant, "dropkit-torch", phase)]["method"] in ("rss-hwm", "rss-live")
+
+
+def test_dropkit_torch_backend_computes_dropkits_bits() -> None:
+    """The dropkit-torch kernels compute what the dropkit backend does (same bits, forward and
+    autograd backward) on torch tensors sharing the case's memory, and record a graph."""
+    torch = pytest.importorskip("torch", reason="the dropkit-torch backend needs PyTorch (dropkit[torch])")
+    rng = np.random.default_rng(5)
+    for name in sorted(DROPKIT_TORCH_VARIANTS):
+        v = variants.VARIANTS[name]
+        for dtype in (np.float32, np.float64):
+            shape = v.shape(1 << 11)
+            x = rng.standard_normal(shape).astype(dtype)
+            g = rng.standard_normal(shape).astype(dtype)
+            case = variants.Case(x, g, 0.3, 77, torch=torch)
+            ref, dt = v.dropkit(case, "core"), v.dropkit_torch(case)
+            y = dt.forward()
+            assert isinstance(y, torch.Tensor) and y.requires_grad and y.dtype == torch.from_numpy(x).dtype
+            np.testing.assert_array_equal(y.detach().numpy(), ref.forward(), err_msg=name)
+            for _ in range(2):  # backward is timed repeatedly on one forward's graph
+                np.testing.assert_array_equal(dt.backward().numpy(), ref.backward(), err_msg=name)
 
 
 def test_markdown_speedup_column_matches_json(run: Dict[str, Any]) -> None:
@@ -270,4 +348,7 @@ def test_cli_list_and_sizes(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     for name in variants.VARIANTS:
         assert name in text
+    for backend in variants.known_backends():
+        assert re.search(rf"^  {re.escape(backend)} ", text, re.M), backend
+    assert "dropkit-torch: yes" in text and "dropkit-torch: none" in text
     assert cli._size("14") == 1 << 14 and cli._size("2^20") == 1 << 20 and cli._size("100000") == 100000

@@ -13,7 +13,7 @@ from . import report, sysinfo
 from .memory import MemorySpec, run_memory_section
 from .sweep import SweepConfig, probe_backends, run_sweep
 from .targets import format_targets, run_targets
-from .variants import BACKEND_DESCRIPTIONS, SPEEDUP_BASE, VARIANTS, known_backends
+from .variants import BACKEND_DESCRIPTIONS, SPEEDUP_BASE, TORCH_BACKENDS, VARIANTS, known_backends
 
 __all__ = ["main", "build_parser", "PRESETS", "SCHEMA"]
 
@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m dropkit.bench",
         description="Benchmark dropkit against NumPy (tuned, its own reference, the seeds' code) and "
-        "PyTorch when installed: tables, JSON, PNG plot, memory and the performance targets. "
+        "PyTorch when installed (torch.nn.functional, and dropkit.torch on the same tensors): tables, JSON, "
+        "PNG plot, memory and the performance targets. "
         "Default: quick mode (under a minute on 2 cores).",
     )
     mode = ap.add_mutually_exclusive_group()
@@ -106,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--rate", type=float, default=0.5, help="drop rate (default 0.5)")
     sel.add_argument("--seed", type=int, default=1234, help="seed of inputs and every generator (default 1234)")
     sel.add_argument("--simd", metavar="TARGET", help="dropkit.set_simd_target(TARGET) first (default: automatic)")
-    sel.add_argument("--no-torch", action="store_true", help="do not import PyTorch even if installed")
+    sel.add_argument("--no-torch", action="store_true",
+                     help="do not import PyTorch even if installed (no torch, no dropkit-torch backend)")
     how = ap.add_argument_group("how to time")
     how.add_argument("--repeats", type=int, metavar="N", help="samples per backend and cell (quick 5, full 11)")
     how.add_argument("--warmup", type=int, metavar="N", help="untimed calls before calibration (quick 1, full 2)")
@@ -154,10 +156,13 @@ def _list_text() -> str:
     for v in VARIANTS.values():
         lines.append(f"  {v.name:<18} {v.summary}")
         seeds = ", ".join(v.seeds) or "none"
-        lines.append(f"  {'':<18} seeds: {seeds}; torch: {'yes' if v.torch else 'none'}; shape: {v.shape.__name__}")
+        lines.append(f"  {'':<18} seeds: {seeds}; torch: {'yes' if v.torch else 'none'}; "
+                     f"dropkit-torch: {'yes' if v.dropkit_torch else 'none'}; shape: {v.shape.__name__}")
     lines.append("backends:")
     for k, d in BACKEND_DESCRIPTIONS.items():
         lines.append(f"  {k:<18} {d}")
+    lines.append(f"  ({' and '.join(TORCH_BACKENDS)} need PyTorch: pip install 'dropkit[torch]'; "
+                 "without it they are skipped with that reason)")
     return "\n".join(lines)
 
 
@@ -290,6 +295,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         seed=a.seed,
         torch=torch,
     )
+    if torch is None and (a.backends is None or set(a.backends) & set(TORCH_BACKENDS)):
+        why = ("--no-torch given" if a.no_torch else
+               "PyTorch is not installed or does not import (pip install 'dropkit[torch]')")
+        cfg.skipped.append({"what": f"backends {', '.join(TORCH_BACKENDS)}", "reason": why})
+        print(f"note: backends {', '.join(TORCH_BACKENDS)} not timed: {why}", file=sys.stderr)
     cfg.unavailable = probe_backends(cfg)
     doc["unavailable"] = cfg.unavailable
     for key, why in cfg.unavailable.items():
@@ -313,6 +323,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print("\n".join(report.header_lines(doc)))
     print()
     print(report.timing_table(doc["results"]))
+    vs_torch = report.torch_table(doc["results"])
+    if vs_torch:
+        print(vs_torch)
     for s in cfg.skipped:
         print(f"skipped {s['what']}: {s['reason']}")
 

@@ -13,8 +13,9 @@ Two methods, both recorded for every row:
   or PyTorch allocate themselves. Primary method for dropkit, dropkit-ref, numpy and seeds.
 - ``rss-hwm``: the kernel's peak resident set size ``VmHWM``, reset before each measurement by
   writing ``5`` to ``/proc/self/clear_refs``, minus ``VmRSS`` at the start. It sees every
-  allocator (page granularity). Primary method for torch. Where the reset is not permitted,
-  only the resident growth after the call is known (``rss-live``) and is reported as such.
+  allocator (page granularity). Primary method for torch and dropkit-torch (PyTorch allocates
+  their tensors). Where the reset is not permitted, only the resident growth after the call is
+  known (``rss-live``) and is reported as such.
 
 "Peak" includes the outputs; "retained" is what is still held after the call besides the
 outputs: the mask (or noise) a layer keeps for backward. dropkit keeps none.
@@ -36,7 +37,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .variants import Case, backend_builders, get_variant
+from .variants import TORCH_BACKENDS, Case, backend_builders, get_variant
 
 __all__ = ["MemorySpec", "run_memory_section", "measure_rows", "main"]
 
@@ -167,7 +168,8 @@ def measure_rows(spec: MemorySpec, progress: bool = True) -> Dict[str, Any]:
                 continue
             for phase in ("forward", "forward+backward"):
                 r = _measure_once(case, builder, phase)
-                primary = "rss-hwm" if bname == "torch" else "tracemalloc"
+                # torch tensors (torch's and dropkit.torch's outputs) are invisible to tracemalloc
+                primary = "rss-hwm" if bname in TORCH_BACKENDS else "tracemalloc"
                 if primary == "rss-hwm" and r["peak_bytes_rss"] is None:
                     primary = "rss-live"
                 peak = {
@@ -202,7 +204,7 @@ def measure_rows(spec: MemorySpec, progress: bool = True) -> Dict[str, Any]:
             "tracemalloc": "tracemalloc peak after reset_peak(): NumPy-side buffers (NumPy registers "
             "every array allocation) and Python objects; primary for dropkit, dropkit-ref, numpy, seeds",
             "rss-hwm": "VmHWM - VmRSS(start) after resetting VmHWM via /proc/self/clear_refs: "
-            "every allocator, page granularity; primary for torch",
+            "every allocator, page granularity; primary for torch and dropkit-torch",
             "rss-live": "VmRSS growth after the call (no peak: VmHWM could not be reset)",
         },
         "rows": rows,

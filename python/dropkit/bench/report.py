@@ -10,7 +10,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from .sweep import NOISY
 from .sysinfo import import_pyplot
 
-__all__ = ["timing_table", "memory_table", "header_lines", "write_json", "write_markdown", "write_plot"]
+__all__ = ["timing_table", "torch_table", "memory_table", "header_lines", "write_json", "write_markdown", "write_plot"]
 
 _COLUMNS = ("size", "backend", "ns/elem", "spread", "GB/s", "speedup vs numpy", "x stream")
 
@@ -97,6 +97,54 @@ def timing_table(rows: Sequence[Dict[str, Any]], *, markdown: bool = False) -> s
     return "\n".join(out)
 
 
+#: Columns of :func:`torch_table`.
+TORCH_COLUMNS = ("variant", "direction", "dtype", "threads", "size", "torch ns/elem", "dropkit-torch ns/elem",
+                 "torch / dropkit-torch", "dropkit-torch / dropkit")
+
+
+def torch_table(rows: Sequence[Dict[str, Any]], *, markdown: bool = False) -> str:
+    """dropkit.torch against PyTorch, a row per cell that timed both (empty string when none did).
+
+    ``torch / dropkit-torch`` = median(torch) / median(dropkit-torch) of the cell's samples (above 1:
+    dropkit.torch is faster); ``dropkit-torch / dropkit`` = median(dropkit-torch) / median(dropkit),
+    the cost of the PyTorch wrapper (custom op, autograd node, validation) over the NumPy API.
+    """
+    cells: "OrderedDict[Tuple[Any, ...], Dict[str, Dict[str, Any]]]" = OrderedDict()
+    for r in rows:
+        key = (r["variant"], r["direction"], r["dtype"], r["threads"], r["size"])
+        cells.setdefault(key, {})[r["backend"]] = r
+    body: List[List[str]] = []
+    for (variant, direction, dtype, threads, size), by in cells.items():
+        dt, th = by.get("dropkit-torch"), by.get("torch")
+        if dt is None or th is None:
+            continue
+        dk = by.get("dropkit")
+        body.append(
+            [
+                variant,
+                direction,
+                dtype,
+                str(threads),
+                _log2(int(size)),
+                _fmt_ns(th["ns_per_element"]),
+                _fmt_ns(dt["ns_per_element"]),
+                _fmt_ratio(th["median_s"] / dt["median_s"] if dt["median_s"] > 0 else None, "x"),
+                _fmt_ratio(dt["median_s"] / dk["median_s"] if dk is not None and dk["median_s"] > 0 else None, "x"),
+            ]
+        )
+    if not body:
+        return ""
+    what = "same tensors; backward = torch.autograd.grad of the forward's output"
+    # Markdown: the document gives the section its heading (write_markdown).
+    out = [f"{what[0].upper()}{what[1:]}.", ""] if markdown else [f"== dropkit.torch vs PyTorch ({what}) =="]
+    out += _render(TORCH_COLUMNS, body, markdown, n_text=3)
+    out.append("")
+    out.append("torch / dropkit-torch = median(torch) / median(dropkit-torch): above 1, dropkit.torch is faster; "
+               "dropkit-torch / dropkit = the wrapper's cost over the NumPy API on the same arrays.")
+    out.append("")
+    return "\n".join(out)
+
+
 def memory_table(mem: Dict[str, Any], *, markdown: bool = False) -> str:
     """Peak and retained bytes per element, both methods side by side, the primary one marked."""
     if not mem:
@@ -140,7 +188,8 @@ def memory_table(mem: Dict[str, Any], *, markdown: bool = False) -> str:
         "peak: largest extra memory during the call, outputs included; retained: still held after the "
         "call besides the outputs (the mask kept for backward). tracemalloc sees NumPy-allocated buffers "
         "only (primary for dropkit, dropkit-ref, numpy, seeds); RSS (VmHWM reset via "
-        "/proc/self/clear_refs) sees every allocator at page granularity (primary for torch)."
+        "/proc/self/clear_refs) sees every allocator at page granularity (primary for torch and dropkit-torch, "
+        "whose tensors PyTorch allocates)."
     )
     return "\n".join(lines) + "\n"
 
@@ -180,6 +229,9 @@ def write_markdown(path: str, doc: Dict[str, Any], targets_text: Optional[str]) 
     parts = ["# dropkit benchmark", ""]
     parts += [f"- {line}" for line in header_lines(doc)]
     parts += ["", "## Timing", "", timing_table(doc["results"], markdown=True)]
+    vs_torch = torch_table(doc["results"], markdown=True)
+    if vs_torch:
+        parts += ["## dropkit.torch vs PyTorch", "", vs_torch]
     if doc.get("skipped"):
         parts += ["Skipped:", ""] + [f"- {s['what']}: {s['reason']}" for s in doc["skipped"]] + [""]
     if doc.get("memory"):
@@ -197,8 +249,12 @@ _COLORS = {
     "seed000-s1": "#9467bd",
     "seed000-s6": "#c5b0d5",
     "torch": "#ff7f0e",
+    "dropkit-torch": "#8c0a0a",
     "multiply": "#000000",
 }
+
+#: Backends drawn with thick lines: dropkit's own.
+_BOLD = ("dropkit", "dropkit-torch")
 
 
 def write_plot(path: str, rows: Sequence[Dict[str, Any]]) -> Optional[str]:
@@ -236,7 +292,7 @@ def write_plot(path: str, rows: Sequence[Dict[str, Any]]) -> Optional[str]:
                 ax.plot(
                     [p[0] for p in pts], [p[1] for p in pts],
                     linestyle=styles[threads], marker="o", markersize=3,
-                    color=colors[backend], linewidth=2.4 if backend == "dropkit" else 1.3,
+                    color=colors[backend], linewidth=2.4 if backend in _BOLD else 1.3,
                 )  # fmt: skip
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
@@ -247,7 +303,7 @@ def write_plot(path: str, rows: Sequence[Dict[str, Any]]) -> Optional[str]:
     fig.suptitle("dropkit benchmark: time per element (lower is better; multiply = streaming limit)", fontsize=11)
     from matplotlib.lines import Line2D  # noqa: PLC0415
 
-    handles = [Line2D([], [], color=colors[b], linewidth=2.4 if b == "dropkit" else 1.3, marker="o", markersize=3)
+    handles = [Line2D([], [], color=colors[b], linewidth=2.4 if b in _BOLD else 1.3, marker="o", markersize=3)
                for b in seen_backends]
     labels = list(seen_backends)
     for t in threads_all:

@@ -255,5 +255,10 @@ def _summary(cell: List[Dict[str, Any]], v: str, d: str, dtype: str, n: int, t: 
         best = min(cell, key=lambda r: r["median_s"])
         return f"{head} fastest {best['backend']} {best['ns_per_element']:.3g} ns/elem"
     sp = f", {dk['speedup']:.3g}x numpy" if dk["speedup"] is not None else ""
-    return f"{head} dropkit {dk['ns_per_element']:.3g} ns/elem{sp}, {dk['ratio_to_stream']:.2f}x stream"
+    dt, th = by.get("dropkit-torch"), by.get("torch")
+    vs = ""
+    if dt is not None and th is not None and dt["median_s"] > 0:  # torch / dropkit-torch, above 1: faster
+        vs = (f"; dropkit-torch {dt['ns_per_element']:.3g} vs torch {th['ns_per_element']:.3g} ns/elem "
+              f"({th['median_s'] / dt['median_s']:.2f}x)")
+    return f"{head} dropkit {dk['ns_per_element']:.3g} ns/elem{sp}, {dk['ratio_to_stream']:.2f}x stream{vs}"
 

@@ -8,14 +8,15 @@ one ``forward`` before timing ``backward``), which is how mask-storing baselines
 
 The contenders ("backends") a variant gives rise to:
 
-========== ==================================================================================
-dropkit     the C++ core: ``variant.dropkit(case, "core")``
-dropkit-ref dropkit's pure-NumPy reference: ``variant.dropkit(case, "numpy")``
-numpy       the tuned pure-NumPy formulation (``variant.numpy``), the "speedup over NumPy" base
-seed000-sN  the seeds' own classes, re-typed in :mod:`dropkit.bench.baselines` (``variant.seeds``)
-torch       the PyTorch CPU equivalent (``variant.torch``), when torch imports
-multiply    not a variant's: ``np.multiply(x, 2.0, out=y)``, the streaming limit, timed everywhere
-========== ==================================================================================
+============= ==================================================================================
+dropkit       the C++ core: ``variant.dropkit(case, "core")``
+dropkit-ref   dropkit's pure-NumPy reference: ``variant.dropkit(case, "numpy")``
+numpy         the tuned pure-NumPy formulation (``variant.numpy``), the "speedup over NumPy" base
+seed000-sN    the seeds' own classes, re-typed in :mod:`dropkit.bench.baselines` (``variant.seeds``)
+torch         the PyTorch CPU equivalent (``variant.torch``), when torch imports
+dropkit-torch :mod:`dropkit.torch` on the same tensors as ``torch`` (``variant.dropkit_torch``)
+multiply      not a variant's: ``np.multiply(x, 2.0, out=y)``, the streaming limit, timed everywhere
+============= ==================================================================================
 
 Adding a variant (spatial, gaussian, alpha, temporal...) is one :func:`register` call; the
 sweep, the tables, the JSON, the plot and the memory section pick it up. For example, once
@@ -59,6 +60,7 @@ __all__ = [
     "dropkit_function",
     "seed_layer",
     "torch_functional",
+    "dropkit_torch_functional",
     "TunedNumpyBernoulli",
 ]
 
@@ -115,6 +117,9 @@ class Variant:
         The seeds' own code for this variant, by backend name (``"seed000-s1"``); may be empty.
     torch : callable ``(case) -> Kernels`` or None
         The PyTorch CPU equivalent, or None when PyTorch has none.
+    dropkit_torch : callable ``(case) -> Kernels`` or None
+        The :mod:`dropkit.torch` counterpart timed like ``torch`` (same tensors, autograd
+        backward), or None when dropkit.torch has none.
     shape : callable ``(n) -> tuple``
         Array shape holding ``n`` elements (spatial variants want NCHW, say). Default: flat.
     """
@@ -126,6 +131,7 @@ class Variant:
     seeds: Mapping[str, Builder] = field(default_factory=dict)
     torch: Optional[Builder] = None
     shape: Callable[[int], Tuple[int, ...]] = flat_shape
+    dropkit_torch: Optional[Builder] = None
 
 
 VARIANTS: Dict[str, Variant] = {}
@@ -141,8 +147,13 @@ BACKEND_DESCRIPTIONS: Dict[str, str] = {
     "seed000-s11": "seed 000 slide 11 GaussianDropout, as written (float64 np.random.normal noise kept)",
     "seed000-s14": "seed 000 slide 14 TemporalDropout, as written; backward (missing) is slide 10's formula",
     "torch": "PyTorch CPU: torch.nn.functional equivalent, autograd backward (input requires grad)",
+    "dropkit-torch": "dropkit.torch functional (custom op, seed=, offset=0) on the torch backend's tensors, "
+    "autograd backward (input requires grad)",
     "multiply": "np.multiply(x, 2.0, out=y): the streaming limit, timed in every cell",
 }
+
+#: The backends that need PyTorch (absent, with a stated reason, when it does not import).
+TORCH_BACKENDS = ("torch", "dropkit-torch")
 
 #: The backend that "speedup over NumPy" divides by.
 SPEEDUP_BASE = "numpy"
@@ -166,15 +177,18 @@ def get_variant(name: str) -> Variant:
 
 
 def known_backends() -> List[str]:
-    """Every backend name some registered variant has, in table order (torch last)."""
+    """Every backend name some registered variant has, in table order (torch, dropkit-torch last)."""
     names: List[str] = ["dropkit", "dropkit-ref", "numpy"]
     for v in VARIANTS.values():
         names.extend(k for k in v.seeds if k not in names)
-    return names + ["torch"]
+    return names + list(TORCH_BACKENDS)
 
 
 def backend_builders(variant: Variant, *, with_torch: bool) -> Dict[str, Builder]:
-    """The builders of every backend ``variant`` has, by backend name, in table order."""
+    """The builders of every backend ``variant`` has, by backend name, in table order.
+
+    ``with_torch`` (PyTorch imports) adds ``torch`` and ``dropkit-torch`` where the variant has them.
+    """
     out: Dict[str, Builder] = {
         "dropkit": lambda case: variant.dropkit(case, "core"),
         "dropkit-ref": lambda case: variant.dropkit(case, "numpy"),
@@ -183,6 +197,8 @@ def backend_builders(variant: Variant, *, with_torch: bool) -> Dict[str, Builder
     out.update(variant.seeds)
     if with_torch and variant.torch is not None:
         out["torch"] = variant.torch
+    if with_torch and variant.dropkit_torch is not None:
+        out["dropkit-torch"] = variant.dropkit_torch
     return out
 
 
@@ -249,6 +265,40 @@ def torch_functional(name: str, **kwargs: Any) -> Builder:
 
         def forward() -> Any:
             last[0] = fn(xr, p, training=True, **kwargs)
+            return last[0]
+
+        def backward() -> Any:
+            (gx,) = torch.autograd.grad(last[0], xr, gt, retain_graph=True)
+            return gx
+
+        return Kernels(forward, backward)
+
+    return build
+
+
+def dropkit_torch_functional(name: str) -> Builder:
+    """Builder for ``dropkit.torch.<name>(input, p, training=True, seed=case.seed, offset=0)``.
+
+    Timed exactly as :func:`torch_functional` times PyTorch: the same arrays wrapped by
+    ``torch.from_numpy`` (no copy), the input requires grad (so forward records the autograd node,
+    which for dropkit.torch saves ``(seed, offset, p)`` only), and backward is
+    ``torch.autograd.grad`` of the last forward's output, which regenerates the noise. The seed is
+    an int, as the ``dropkit`` backend's is (``seed=None`` would draw from torch's generator each
+    call). The core runs on ``dropkit.get_num_threads()`` threads.
+    """
+
+    def build(case: Case) -> Kernels:
+        import importlib  # noqa: PLC0415
+
+        torch = case.torch
+        fn = getattr(importlib.import_module("dropkit.torch"), name)
+        xr = torch.from_numpy(case.x).requires_grad_(True)
+        gt = torch.from_numpy(case.grad)
+        p, seed = case.rate, case.seed
+        last: List[Any] = [None]
+
+        def forward() -> Any:
+            last[0] = fn(xr, p, True, seed=seed, offset=0)
             return last[0]
 
         def backward() -> Any:
@@ -357,6 +407,7 @@ register(
             "seed000-s6": seed_layer(baselines.InvertedDropout, rate_arg="keep_prob", keep_prob=True),
         },
         torch=torch_functional("dropout"),
+        dropkit_torch=dropkit_torch_functional("dropout"),
     )
 )
 
@@ -368,6 +419,7 @@ register(
         numpy=_tuned_numpy(inverted=False),
         seeds={},  # the seeds have no classic-dropout code (seed 001 describes it in prose only)
         torch=_torch_classic,
+        dropkit_torch=None,  # dropkit.torch has no inverted=False (neither has PyTorch)
     )
 )
 
@@ -718,6 +770,7 @@ for _name, _shape, _torch_fn, _layout_name in (("spatial1d", ncl_shape, "dropout
             seeds=({"seed000-s10": seed_layer(baselines.SpatialDropout2D, rate_arg="drop_rate")}
                    if _name == "spatial2d" else {}),
             torch=torch_functional(_torch_fn),
+            dropkit_torch=dropkit_torch_functional(_torch_fn),
             shape=_shape,
         )
     )
@@ -766,6 +819,7 @@ register(
         numpy=_tuned(TunedNumpyGaussian),
         seeds={"seed000-s11": seed_layer(baselines.GaussianDropout, rate_arg="drop_rate")},
         torch=_torch_autograd(_torch_gaussian),  # PyTorch has no Gaussian dropout
+        dropkit_torch=dropkit_torch_functional("gaussian_dropout"),
     )
 )
 
@@ -777,6 +831,7 @@ register(
         numpy=_tuned(TunedNumpyAlpha),
         seeds={},  # the seeds have no alpha dropout
         torch=torch_functional("alpha_dropout"),
+        dropkit_torch=dropkit_torch_functional("alpha_dropout"),
     )
 )
 
@@ -789,6 +844,7 @@ _BROADCAST.append(
         numpy=_tuned(TunedNumpyAlpha, channel_noise),
         seeds={},
         torch=torch_functional("feature_alpha_dropout"),
+        dropkit_torch=dropkit_torch_functional("feature_alpha_dropout"),
         shape=nchw_shape,
     )
 )
