@@ -107,7 +107,8 @@ def torch_table(rows: Sequence[Dict[str, Any]], *, markdown: bool = False) -> st
 
     ``torch / dropkit-torch`` = median(torch) / median(dropkit-torch) of the cell's samples (above 1:
     dropkit.torch is faster); ``dropkit-torch / dropkit`` = median(dropkit-torch) / median(dropkit),
-    the cost of the PyTorch wrapper (custom op, autograd node, validation) over the NumPy API.
+    the cost of the PyTorch wrapper (validation, custom op, autograd node, a fresh output tensor
+    with its first-touch page faults) over the NumPy API writing into a preallocated ``out=``.
     """
     cells: "OrderedDict[Tuple[Any, ...], Dict[str, Dict[str, Any]]]" = OrderedDict()
     for r in rows:
@@ -140,7 +141,8 @@ def torch_table(rows: Sequence[Dict[str, Any]], *, markdown: bool = False) -> st
     out += _render(TORCH_COLUMNS, body, markdown, n_text=3)
     out.append("")
     out.append("torch / dropkit-torch = median(torch) / median(dropkit-torch): above 1, dropkit.torch is faster; "
-               "dropkit-torch / dropkit = the wrapper's cost over the NumPy API on the same arrays.")
+               "dropkit-torch / dropkit = the wrapper's cost (custom op, autograd node, a fresh output tensor) "
+               "over the NumPy API writing into a preallocated out= on the same arrays.")
     out.append("")
     return "\n".join(out)
 
