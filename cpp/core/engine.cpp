@@ -19,94 +19,37 @@ namespace {
 using detail::parallel_chunks;
 using detail::table;
 
-// ---- apply operations, in the compute type --------------------------------------------------
+// ---- apply operations: the target's loops (apply_ops.hpp) through the table ---------------------
 
-template <class CT>
-struct Op {
-    OpKind kind;
-    CT a, b, fill;
-    explicit Op(const OpSpec& s)
-        : kind(s.kind), a(static_cast<CT>(s.a)), b(static_cast<CT>(s.b)), fill(static_cast<CT>(s.fill)) {}
-};
-
-// Element type T <-> compute type.
-template <class T>
-struct Compute {
-    using CT = T;
-    static CT in(T v) { return v; }
-    static T out(CT v) { return v; }
-};
-template <>
-struct Compute<std::uint16_t> {
-    using CT = float;
-    static float in(std::uint16_t v) { return half_to_float(v); }
-    static std::uint16_t out(float v) { return float_to_half(v); }
-};
+inline void apply_run(const KernelTable& k, const float* x, float* y, std::size_t len, const OpSpec& op,
+                      const std::uint8_t* keep, const float* mult, std::uint64_t step) {
+    k.ops_f32(x, y, len, op, keep, mult, step);
+}
+inline void apply_run(const KernelTable& k, const double* x, double* y, std::size_t len, const OpSpec& op,
+                      const std::uint8_t* keep, const float* mult, std::uint64_t step) {
+    k.ops_f64(x, y, len, op, keep, mult, step);
+}
+inline void apply_run(const KernelTable& k, const std::uint16_t* x, std::uint16_t* y, std::size_t len,
+                      const OpSpec& op, const std::uint8_t* keep, const float* mult, std::uint64_t step) {
+    k.ops_f16(x, y, len, op, keep, mult, step);
+}
+inline void apply_const(const KernelTable& k, const float* x, float* y, std::size_t len, const OpSpec& op, bool keep,
+                        float mult) {
+    k.const_f32(x, y, len, op, keep, mult);
+}
+inline void apply_const(const KernelTable& k, const double* x, double* y, std::size_t len, const OpSpec& op,
+                        bool keep, float mult) {
+    k.const_f64(x, y, len, op, keep, mult);
+}
+inline void apply_const(const KernelTable& k, const std::uint16_t* x, std::uint16_t* y, std::size_t len,
+                        const OpSpec& op, bool keep, float mult) {
+    k.const_f16(x, y, len, op, keep, mult);
+}
 
 // x * m in the compute type (m binary32; widened exactly for double; float16 through float32).
 inline float mul_m_any(float v, float m) { return v * m; }
 inline double mul_m_any(double v, float m) { return v * static_cast<double>(m); }
 inline std::uint16_t mul_m_any(std::uint16_t v, float m) { return float_to_half(half_to_float(v) * m); }
-
-// Branch-free select of a computed value or a fill (a random mask would mispredict branches):
-// the bit pattern of `v` where keep, of `fill` elsewhere, so a dropped NaN still becomes `fill`.
-inline float pick(bool keep, float v, float fill) {
-    const std::uint32_t m = 0u - static_cast<std::uint32_t>(keep);
-    return bits_to_float((float_to_bits(v) & m) | (float_to_bits(fill) & ~m));
-}
-inline double pick(bool keep, double v, double fill) {
-    const std::uint64_t m = 0ull - static_cast<std::uint64_t>(keep);
-    std::uint64_t a, b;
-    std::memcpy(&a, &v, sizeof a);
-    std::memcpy(&b, &fill, sizeof b);
-    a = (a & m) | (b & ~m);
-    double r;
-    std::memcpy(&r, &a, sizeof r);
-    return r;
-}
-
-// y[j] = op(x[j], noise value j * step): keep bytes or multipliers; step 1 along a run of
-// positions, or another stride (0 is apply_const's).
-template <class T>
-void apply_run(const T* x0, T* y0, std::size_t len, const Op<typename Compute<T>::CT>& op,
-               const std::uint8_t* keep, const float* mult, std::uint64_t step) {
-    using C = Compute<T>;
-    using CT = typename C::CT;
-    const CT a = op.a, b = op.b, fill = op.fill, zero = CT(0);
-    const T* x = x0;  // x may be y (in place): element j is read before it is written
-    T* y = y0;
-    const std::size_t st = static_cast<std::size_t>(step);
-    switch (op.kind) {
-        case OpKind::scale:
-            for (std::size_t j = 0; j < len; ++j) y[j] = C::out(pick(keep[j * st] != 0, C::in(x[j]) * a, zero));
-            break;
-        case OpKind::affine:
-            for (std::size_t j = 0; j < len; ++j) y[j] = C::out(pick(keep[j * st] != 0, (C::in(x[j]) * a) + b, fill));
-            break;
-        case OpKind::multiply:
-            for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) * static_cast<CT>(mult[j * st]));
-            break;
-    }
-}
-
-// A broadcast run (one noise value for the whole run): the constant forms.
-template <class T>
-void apply_const(const T* x, T* y, std::size_t len, const Op<typename Compute<T>::CT>& op, bool keep, float mult) {
-    using C = Compute<T>;
-    using CT = typename C::CT;
-    const CT a = op.a, b = op.b, fill = op.fill;
-    if (op.kind == OpKind::multiply) {
-        const CT m = static_cast<CT>(mult);
-        for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) * m);
-    } else if (!keep) {
-        const T f = C::out(op.kind == OpKind::scale ? CT(0) : fill);
-        for (std::size_t j = 0; j < len; ++j) y[j] = f;
-    } else if (op.kind == OpKind::scale) {
-        for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) * a);
-    } else {
-        for (std::size_t j = 0; j < len; ++j) y[j] = C::out((C::in(x[j]) * a) + b);
-    }
-}
 
 // Noise of positions p0 .. p0 + n - 1 on one thread: keep bytes or multipliers.
 void make_noise(const KernelTable& k, const NoiseSpec& noise, std::uint64_t seed, std::uint64_t p0, std::size_t n,
@@ -160,7 +103,7 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
                 std::uint64_t offset, const NoiseSpec& noise, const OpSpec& spec, std::uint64_t seed, int threads,
                 Simd simd) {
     const KernelTable& k = table(simd);
-    const Op<typename Compute<T>::CT> op(spec);
+    const OpSpec& op = spec;
     const Map m = collapse(shape, pstrides, ndim);
     if (m.n == 0) return;
     const bool default_map = m.shape.empty() || (m.shape.size() == 1 && m.ps[0] == 1);
@@ -178,7 +121,7 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
             for (std::size_t i = i0; i < i1; i += kChunk) {
                 const std::size_t len = std::min(kChunk, i1 - i);
                 make_noise(k, noise, seed, offset + i, len, keep.data(), mult.data());
-                apply_run(x + i, y + i, len, op, keep.data(), mult.data(), 1);
+                apply_run(k, x + i, y + i, len, op, keep.data(), mult.data(), 1);
             }
         });
         return;
@@ -220,10 +163,10 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
                     const T* xr = x + r * len;
                     T* yr = y + r * len;
                     if (step == 0)
-                        apply_const(xr, yr, len, op, noise.continuous ? true : keep[b] != 0,
+                        apply_const(k, xr, yr, len, op, noise.continuous ? true : keep[b] != 0,
                                     noise.continuous ? mult[b] : 0.0f);
                     else
-                        apply_run(xr, yr, len, op, keep.empty() ? nullptr : keep.data() + b,
+                        apply_run(k, xr, yr, len, op, keep.empty() ? nullptr : keep.data() + b,
                                   mult.empty() ? nullptr : mult.data() + b, step);
                 }
             }
@@ -251,7 +194,7 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
                     have = true;
                 }
                 const std::size_t at = static_cast<std::size_t>(b - w0);
-                apply_run(x + r * len, y + r * len, len, op, keep.empty() ? nullptr : keep.data() + at,
+                apply_run(k, x + r * len, y + r * len, len, op, keep.empty() ? nullptr : keep.data() + at,
                           mult.empty() ? nullptr : mult.data() + at, step);
             }
         }

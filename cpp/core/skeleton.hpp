@@ -354,6 +354,7 @@ void mask_packed_range(std::uint8_t* out, std::size_t i0, std::size_t i1, std::u
 }  // namespace DROPKIT_ISA_NS
 }  // namespace dropkit
 #include "core/noise.hpp"
+#include "core/apply_ops.hpp"
 namespace dropkit {
 namespace DROPKIT_ISA_NS {
 
@@ -571,7 +572,13 @@ KernelTable make_table(const char* name) {
                        &continuous_noise_range<Isa>,
                        &rates_apply_range<Isa, float>,
                        &rates_apply_range<Isa, double>,
-                       &rates_apply_range<Isa, std::uint16_t>};
+                       &rates_apply_range<Isa, std::uint16_t>,
+                       &run_ops<float>,
+                       &run_ops<double>,
+                       &run_ops<std::uint16_t>,
+                       &run_const<float>,
+                       &run_const<double>,
+                       &run_const<std::uint16_t>};
 }
 
 }  // namespace DROPKIT_ISA_NS

@@ -1,0 +1,108 @@
+// What an element becomes (kernels.hpp OpSpec), written once and compiled by every SIMD target
+// (included from skeleton.hpp inside the target's namespace, so that each target's loops are
+// vectorised with its own instructions): the engine reaches them through the KernelTable.
+#pragma once
+
+namespace dropkit {
+namespace DROPKIT_ISA_NS {
+
+template <class CT>
+struct Op {
+    OpKind kind;
+    CT a, b, fill;
+    explicit Op(const OpSpec& s)
+        : kind(s.kind), a(static_cast<CT>(s.a)), b(static_cast<CT>(s.b)), fill(static_cast<CT>(s.fill)) {}
+};
+
+// Element type T <-> compute type.
+template <class T>
+struct Compute {
+    using CT = T;
+    static CT in(T v) { return v; }
+    static T out(CT v) { return v; }
+};
+template <>
+struct Compute<std::uint16_t> {
+    using CT = float;
+    static float in(std::uint16_t v) { return half_to_float(v); }
+    static std::uint16_t out(float v) { return float_to_half(v); }
+};
+
+// x * m in the compute type (m binary32; widened exactly for double; float16 through float32).
+inline float mul_m_any(float v, float m) { return v * m; }
+inline double mul_m_any(double v, float m) { return v * static_cast<double>(m); }
+inline std::uint16_t mul_m_any(std::uint16_t v, float m) { return float_to_half(half_to_float(v) * m); }
+
+// Branch-free select of a computed value or a fill (a random mask would mispredict branches):
+// the bit pattern of `v` where keep, of `fill` elsewhere, so a dropped NaN still becomes `fill`.
+inline float pick(bool keep, float v, float fill) {
+    const std::uint32_t m = 0u - static_cast<std::uint32_t>(keep);
+    return bits_to_float((float_to_bits(v) & m) | (float_to_bits(fill) & ~m));
+}
+inline double pick(bool keep, double v, double fill) {
+    const std::uint64_t m = 0ull - static_cast<std::uint64_t>(keep);
+    std::uint64_t a, b;
+    std::memcpy(&a, &v, sizeof a);
+    std::memcpy(&b, &fill, sizeof b);
+    a = (a & m) | (b & ~m);
+    double r;
+    std::memcpy(&r, &a, sizeof r);
+    return r;
+}
+
+// y[j] = op(x[j], noise value j * step): keep bytes or multipliers; step 1 along a run of
+// positions, or another stride (0 is apply_const's).
+template <class T>
+void apply_run(const T* x0, T* y0, std::size_t len, const Op<typename Compute<T>::CT>& op,
+               const std::uint8_t* keep, const float* mult, std::uint64_t step) {
+    using C = Compute<T>;
+    using CT = typename C::CT;
+    const CT a = op.a, b = op.b, fill = op.fill, zero = CT(0);
+    const T* x = x0;  // x may be y (in place): element j is read before it is written
+    T* y = y0;
+    const std::size_t st = static_cast<std::size_t>(step);
+    switch (op.kind) {
+        case OpKind::scale:
+            for (std::size_t j = 0; j < len; ++j) y[j] = C::out(pick(keep[j * st] != 0, C::in(x[j]) * a, zero));
+            break;
+        case OpKind::affine:
+            for (std::size_t j = 0; j < len; ++j) y[j] = C::out(pick(keep[j * st] != 0, (C::in(x[j]) * a) + b, fill));
+            break;
+        case OpKind::multiply:
+            for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) * static_cast<CT>(mult[j * st]));
+            break;
+    }
+}
+
+// A broadcast run (one noise value for the whole run): the constant forms.
+template <class T>
+void apply_const(const T* x, T* y, std::size_t len, const Op<typename Compute<T>::CT>& op, bool keep, float mult) {
+    using C = Compute<T>;
+    using CT = typename C::CT;
+    const CT a = op.a, b = op.b, fill = op.fill;
+    if (op.kind == OpKind::multiply) {
+        const CT m = static_cast<CT>(mult);
+        for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) * m);
+    } else if (!keep) {
+        const T f = C::out(op.kind == OpKind::scale ? CT(0) : fill);
+        for (std::size_t j = 0; j < len; ++j) y[j] = f;
+    } else if (op.kind == OpKind::scale) {
+        for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) * a);
+    } else {
+        for (std::size_t j = 0; j < len; ++j) y[j] = C::out((C::in(x[j]) * a) + b);
+    }
+}
+
+// The table's entry points: OpSpec in, the loops above.
+template <class T>
+void run_ops(const T* x, T* y, std::size_t len, const OpSpec& spec, const std::uint8_t* keep, const float* mult,
+             std::uint64_t step) {
+    apply_run(x, y, len, Op<typename Compute<T>::CT>(spec), keep, mult, step);
+}
+template <class T>
+void run_const(const T* x, T* y, std::size_t len, const OpSpec& spec, bool keep, float mult) {
+    apply_const(x, y, len, Op<typename Compute<T>::CT>(spec), keep, mult);
+}
+
+}  // namespace DROPKIT_ISA_NS
+}  // namespace dropkit
