@@ -48,6 +48,18 @@ void futex_wake_all(std::atomic<std::uint32_t>* word) {
     syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
 }
 
+// The CPUs this process may run on, as when dropkit first asked.
+const cpu_set_t& process_cpus() {
+    static const cpu_set_t set = [] {
+        cpu_set_t s;
+        CPU_ZERO(&s);
+        if (sched_getaffinity(0, sizeof s, &s) != 0)
+            for (int c = 0; c < CPU_SETSIZE; ++c) CPU_SET(c, &s);
+        return s;
+    }();
+    return set;
+}
+
 // CPUs this process may run on: workers beyond that would only take turns with the caller.
 int usable_cpus() {
     cpu_set_t set;
@@ -69,6 +81,7 @@ struct Pool {
     std::atomic<void*> ctx{nullptr};
     std::atomic<std::size_t> n{0};
     std::atomic<int> workers{0};          // workers with id < this take part in the current job
+    std::atomic<int> caller_cpu{-1};      // the CPU the current job's caller posted it from
     alignas(64) std::atomic<std::uint32_t> wake{0};   // futex word: bumped by every job
     alignas(64) std::atomic<int> sleepers{0};
     alignas(64) char pad_[1] = {};
@@ -78,7 +91,7 @@ struct Pool {
     int started = 0;                      // workers started (guarded by grow)
     std::atomic<Clock::rep> alone_until{0};  // run without workers until then (steady clock)
     Clock::duration penalty{0};           // the last back-off (guarded by busy)
-    Clock::time_point last_wake{};        // (guarded by busy)
+    Clock::time_point last_job{};         // start of the previous job (guarded by busy)
 
     // Claim one chunk of generation gen; false when none is left (or the job is another's).
     bool claim(std::uint64_t gen, std::size_t& chunk) {
@@ -90,6 +103,16 @@ struct Pool {
             }
         }
         return false;
+    }
+
+    // A woken worker can land on the caller's own CPU (the scheduler's wake-up affinity), where
+    // the two only take turns while another CPU idles: the worker then moves itself off that CPU
+    // (its affinity: every usable CPU but that one), so the chunks really run in parallel.
+    static void move_off(int cpu) {
+        if (cpu < 0 || sched_getcpu() != cpu) return;
+        cpu_set_t set = process_cpus();  // the CPUs the process may use, not an earlier move's
+        CPU_CLR(cpu, &set);
+        if (CPU_COUNT(&set) > 0) sched_setaffinity(0, sizeof set, &set);
     }
 
     void worker(int id) {
@@ -109,6 +132,7 @@ struct Pool {
             }
             seen = wake.load(std::memory_order_acquire);
             const std::uint64_t gen = ticket.load(std::memory_order_acquire) >> kRemainingBits;
+            move_off(caller_cpu.load(std::memory_order_relaxed));
             if (id >= workers.load(std::memory_order_acquire)) continue;
             std::size_t chunk;
             while (claim(gen, chunk)) {
@@ -138,21 +162,20 @@ struct Pool {
         ctx.store(c, std::memory_order_relaxed);
         n.store(nchunks, std::memory_order_relaxed);
         workers.store(nworkers, std::memory_order_relaxed);
+        caller_cpu.store(sched_getcpu(), std::memory_order_relaxed);
         done.store(0, std::memory_order_relaxed);
         const std::uint64_t gen = generation = (generation + 1) & ((std::uint64_t{1} << (64 - kRemainingBits)) - 1);
         ticket.store((gen << kRemainingBits) | nchunks, std::memory_order_release);
         wake.fetch_add(1, std::memory_order_seq_cst);
         // Waking a sleeper costs the caller a system call (3-16 us on a VM) and the worker arrives
-        // tens of microseconds later: worth it for long jobs. Short jobs take the workers that are
-        // still spinning after a recent job, and wake sleepers at most once per interval (so that
-        // a run of short calls gets its workers back, at a bounded cost).
-        if (sleepers.load(std::memory_order_seq_cst) > 0) {
-            const auto now = Clock::now();
-            if (nchunks >= kPoolWakeMinChunks || now - last_wake > std::chrono::milliseconds(kPoolShortWakeIntervalMilliseconds)) {
-                last_wake = now;
-                futex_wake_all(&wake);
-            }
-        }
+        // tens of microseconds later: worth it for long jobs, and for a burst of calls (the next
+        // ones find the worker awake). An isolated short call runs with the workers that happen
+        // to be spinning, i.e. at the cost of one thread.
+        const auto now = Clock::now();
+        const bool burst = now - last_job < std::chrono::microseconds(kPoolBurstMicroseconds);
+        last_job = now;
+        const bool woke = (nchunks >= kPoolWakeMinChunks || burst) && sleepers.load(std::memory_order_seq_cst) > 0;
+        if (woke) futex_wake_all(&wake);
         const auto t0 = Clock::now();
         std::size_t chunk, mine = 0;
         while (claim(gen, chunk)) {
@@ -166,7 +189,8 @@ struct Pool {
         while (done.load(std::memory_order_acquire) != nchunks) DROPKIT_PAUSE();
         const auto waited = Clock::now() - t1;
         const auto per_chunk = mine > 0 ? (t1 - t0) / static_cast<long>(mine) : Clock::duration::zero();
-        if (waited > 4 * per_chunk + std::chrono::microseconds(kPoolStragglerSlackMicroseconds)) {
+        // (A worker woken by this job may start its first chunk late and slowly: not a straggler.)
+        if (!woke && waited > 4 * per_chunk + std::chrono::microseconds(kPoolStragglerSlackMicroseconds)) {
             // A straggler: run alone for a while (doubling while it keeps happening) rather than
             // wait for a core that someone else is using.
             penalty = penalty.count() == 0 ? std::chrono::milliseconds(kPoolBackoffFirstMilliseconds)

@@ -34,12 +34,12 @@ inline constexpr long kPoolSpinMicroseconds = 200;
 // to kPoolBackoffMaxMilliseconds, while stragglers keep appearing; a clean job resets it.
 inline constexpr long kPoolStragglerSlackMicroseconds = 30;
 inline constexpr long kPoolBackoffFirstMilliseconds = 20;
-inline constexpr long kPoolBackoffMaxMilliseconds = 1000;
+inline constexpr long kPoolBackoffMaxMilliseconds = 200;
 
-// Jobs of fewer chunks wake sleeping workers at most once per interval (they use the ones still
-// spinning); longer jobs always wake them.
+// Jobs of fewer chunks wake sleeping workers only in a burst: when the previous job started less
+// than kPoolBurstMicroseconds before (an isolated call after a pause costs what one thread costs).
 inline constexpr std::size_t kPoolWakeMinChunks = 256;
-inline constexpr long kPoolShortWakeIntervalMilliseconds = 100;
+inline constexpr long kPoolBurstMicroseconds = 2000;
 
 // Upper bound on pool workers (threads - 1); larger requests are clamped, never an error here.
 inline constexpr int kPoolMaxWorkers = 255;
