@@ -212,16 +212,20 @@ inline void keep_words_per_position(std::uint64_t seed, std::uint64_t block0, co
     const V vc0 = pc.c0, vc1 = pc.c1, vc3 = pc.c3, k0 = pc.k0, k1 = pc.k1;
     V lt[4] = {Isa::zero(), Isa::zero(), Isa::zero(), Isa::zero()};
     V eq[4] = {Isa::ones(), Isa::ones(), Isa::ones(), Isa::ones()};
+    constexpr int G = Isa::G;  // planes made at once: G interleaved Philox chains
+    static_assert(kPlanes % G == 0, "the plane loop steps by G up to plane 31");
     alignas(64) std::uint32_t tw[4][W];
-    for (int p = 0; p < kPlanes; ++p) {
-        V u[1][4];
-        philox_planes<Isa, 1>(vc0, vc1, static_cast<std::uint32_t>(p), vc3, k0, k1, u);
-        for (int l = 0; l < W; ++l)  // word w of block l: positions 128 l + 32 w + (0..31)
-            for (int w = 0; w < 4; ++w) plane_bits<Isa>(t32 + 128 * l + 32 * w, p, &tw[w][l], 1);
-        for (int w = 0; w < 4; ++w) {
-            const V t = Isa::load(tw[w]);
-            lt[w] = Isa::bor(lt[w], Isa::band(Isa::bandnot(u[0][w], eq[w]), t));  // u bit 0, t bit 1
-            eq[w] = Isa::bandnot(Isa::bxor(u[0][w], t), eq[w]);
+    for (int p = 0; p < kPlanes; p += G) {
+        V u[G][4];
+        philox_planes<Isa, G>(vc0, vc1, static_cast<std::uint32_t>(p), vc3, k0, k1, u);
+        for (int i = 0; i < G; ++i) {
+            for (int l = 0; l < W; ++l)  // word w of block l: positions 128 l + 32 w + (0..31)
+                for (int w = 0; w < 4; ++w) plane_bits<Isa>(t32 + 128 * l + 32 * w, p + i, &tw[w][l], 1);
+            for (int w = 0; w < 4; ++w) {
+                const V t = Isa::load(tw[w]);
+                lt[w] = Isa::bor(lt[w], Isa::band(Isa::bandnot(u[i][w], eq[w]), t));  // u bit 0, t bit 1
+                eq[w] = Isa::bandnot(Isa::bxor(u[i][w], t), eq[w]);
+            }
         }
         if (Isa::all_zero(eq)) break;
     }
@@ -472,6 +476,17 @@ void continuous_noise_range(float* out, std::size_t i0, std::size_t i1, const Co
 
 // ---- rate arrays (docs/rng.md section 9): a threshold and a scale per element ----------------
 
+// Isa::apply_scales(x, y, count, bits, bit0, scales), if the target has it for T: keep ? x * s_e
+// : +0 with a scale per element; returns how many it did.
+template <class Isa, class T, class CT, class = void>
+struct HasApplyScales : std::false_type {};
+template <class Isa, class T, class CT>
+struct HasApplyScales<Isa, T, CT,
+                      std::void_t<decltype(Isa::apply_scales(static_cast<const T*>(nullptr), static_cast<T*>(nullptr),
+                                                             std::size_t{0}, static_cast<const std::uint8_t*>(nullptr),
+                                                             0u, static_cast<const CT*>(nullptr)))>>
+    : std::true_type {};
+
 // y[i] = keep_i ? x[i] * s_i : +0 for i in [i0, i1), positions offset + i; rates.t and rates.s
 // give element i's threshold and scale through their strides over x's shape (zero along
 // broadcast axes).
@@ -549,7 +564,11 @@ void rates_apply_range(const T* x, T* y, std::size_t i0, std::size_t i1, const R
             }
         }
         keep_words_per_position<Isa>(seed, (g - in_tile) >> kBlockBits, t32, never, words);
-        for (std::size_t e = 0; e < count; ++e) {
+        std::size_t e = 0;
+        if constexpr (HasApplyScales<Isa, T, CT>::value)
+            e = Isa::apply_scales(x + i, y + i, count, reinterpret_cast<const std::uint8_t*>(words),
+                                  static_cast<unsigned>(in_tile), sc + in_tile);
+        for (; e < count; ++e) {
             const std::size_t k = static_cast<std::size_t>(in_tile) + e;
             y[i + e] = mul_keep(x[i + e], sc[k], keep_bit(words, k));
         }
