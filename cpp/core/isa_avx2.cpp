@@ -66,67 +66,10 @@ struct Isa {
         return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(b8 & 0xFFu)), sel), sel);
     }
 
-    // One policy per dtype: N elements per step; compute() gives the stored form of
-    // keep ? x * s : +0 for the N elements at x, keep bits in b (bit 0 first).
-    struct F32 {
-        using T = float;
-        static constexpr std::size_t N = 8, kAlign = 32;
-        static __m256 compute(const T* x, __m256 vs, std::uint32_t b) {
-            return _mm256_and_ps(_mm256_mul_ps(_mm256_loadu_ps(x), vs), _mm256_castsi256_ps(lane_mask32(b)));
-        }
-        static void store(T* y, __m256 v) { _mm256_storeu_ps(y, v); }
-        static void stream(T* y, __m256 v) { _mm256_stream_ps(y, v); }
-    };
-    struct F64 {
-        using T = double;
-        static constexpr std::size_t N = 4, kAlign = 32;
-        static __m256d compute(const T* x, __m256d vs, std::uint32_t b) {
-            const __m256i sel = _mm256_setr_epi64x(1, 2, 4, 8);
-            const __m256i m = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(b & 0xFu), sel), sel);
-            return _mm256_and_pd(_mm256_mul_pd(_mm256_loadu_pd(x), vs), _mm256_castsi256_pd(m));
-        }
-        static void store(T* y, __m256d v) { _mm256_storeu_pd(y, v); }
-        static void stream(T* y, __m256d v) { _mm256_stream_pd(y, v); }
-    };
-    struct F16 {
-        using T = std::uint16_t;
-        static constexpr std::size_t N = 8, kAlign = 16;
-        static __m128i compute(const T* x, __m256 vs, std::uint32_t b) {
-            const __m256 v = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x)));
-            return _mm256_cvtps_ph(_mm256_and_ps(_mm256_mul_ps(v, vs), _mm256_castsi256_ps(lane_mask32(b))),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        }
-        static void store(T* y, __m128i v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(y), v); }
-        static void stream(T* y, __m128i v) { _mm_stream_si128(reinterpret_cast<__m128i*>(y), v); }
-    };
-
-    // Full steps only; the skeleton does the tail. With `nt`, non-temporal stores from the first
-    // aligned element on (the few before it go through the portable path).
-    template <class L, class S, class VS>
-    static std::size_t run(const typename L::T* x, typename L::T* y, std::size_t count,
-                           const std::uint8_t* bits, unsigned bit0, S s, VS vs, bool nt) {
-        std::size_t e = 0;
-        if (nt) {
-            for (; e < count && reinterpret_cast<std::uintptr_t>(y + e) % L::kAlign != 0; ++e)
-                y[e] = mul_keep(x[e], s, byte_bit(bits, bit0 + e));
-            for (; e + L::N <= count; e += L::N) L::stream(y + e, L::compute(x + e, vs, bits_at(bits, bit0 + e)));
-        } else {
-            for (; e + L::N <= count; e += L::N) L::store(y + e, L::compute(x + e, vs, bits_at(bits, bit0 + e)));
-        }
-        return e;
-    }
-    static std::size_t apply(const float* x, float* y, std::size_t count, const std::uint8_t* bits,
-                             unsigned bit0, float s, bool nt) {
-        return run<F32>(x, y, count, bits, bit0, s, _mm256_set1_ps(s), nt);
-    }
-    static std::size_t apply(const double* x, double* y, std::size_t count, const std::uint8_t* bits,
-                             unsigned bit0, double s, bool nt) {
-        return run<F64>(x, y, count, bits, bit0, s, _mm256_set1_pd(s), nt);
-    }
-    static std::size_t apply(const std::uint16_t* x, std::uint16_t* y, std::size_t count,
-                             const std::uint8_t* bits, unsigned bit0, float s, bool nt) {
-        return run<F16>(x, y, count, bits, bit0, s, _mm256_set1_ps(s), nt);
-    }
+    // Lane policies of the one SIMD apply loop (skeleton.hpp, apply_lanes): N elements per step;
+    // compute() gives the stored form of keep ? v * s : +0, keep bits in b (bit 0 first).
+    template <class T>
+    struct Lanes;
     // out[k] bit j = bit (31 - p) of t32[32k + j]: the bit shifted to the sign, then movemask.
     static void plane_bits(const std::uint32_t* t32, int p, std::uint32_t* out, std::size_t nwords) {
         const __m128i sh = _mm_cvtsi32_si128(p);
@@ -140,6 +83,52 @@ struct Isa {
         }
     }
     static void fence() { _mm_sfence(); }
+};
+
+template <>
+struct Isa::Lanes<float> {
+    using T = float;
+    using Keep = std::uint32_t;
+    static constexpr std::size_t N = 8, kAlign = 32;
+    static __m256 splat(float s) { return _mm256_set1_ps(s); }
+    static __m256 load(const T* x) { return _mm256_loadu_ps(x); }
+    static Keep keep(const std::uint8_t* bits, std::size_t p) { return bits_at(bits, p); }
+    static __m256 compute(__m256 v, __m256 vs, Keep b) {
+        return _mm256_and_ps(_mm256_mul_ps(v, vs), _mm256_castsi256_ps(lane_mask32(b)));
+    }
+    static void store(T* y, __m256 v) { _mm256_storeu_ps(y, v); }
+    static void stream(T* y, __m256 v) { _mm256_stream_ps(y, v); }
+};
+template <>
+struct Isa::Lanes<double> {
+    using T = double;
+    using Keep = std::uint32_t;
+    static constexpr std::size_t N = 4, kAlign = 32;
+    static __m256d splat(double s) { return _mm256_set1_pd(s); }
+    static __m256d load(const T* x) { return _mm256_loadu_pd(x); }
+    static Keep keep(const std::uint8_t* bits, std::size_t p) { return bits_at(bits, p); }
+    static __m256d compute(__m256d v, __m256d vs, Keep b) {
+        const __m256i sel = _mm256_setr_epi64x(1, 2, 4, 8);
+        const __m256i m = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(b & 0xFu), sel), sel);
+        return _mm256_and_pd(_mm256_mul_pd(v, vs), _mm256_castsi256_pd(m));
+    }
+    static void store(T* y, __m256d v) { _mm256_storeu_pd(y, v); }
+    static void stream(T* y, __m256d v) { _mm256_stream_pd(y, v); }
+};
+template <>
+struct Isa::Lanes<std::uint16_t> {  // float16 bits, computed in float32
+    using T = std::uint16_t;
+    using Keep = std::uint32_t;
+    static constexpr std::size_t N = 8, kAlign = 16;
+    static __m256 splat(float s) { return _mm256_set1_ps(s); }
+    static __m256 load(const T* x) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x))); }
+    static Keep keep(const std::uint8_t* bits, std::size_t p) { return bits_at(bits, p); }
+    static __m128i compute(__m256 v, __m256 vs, Keep b) {
+        return _mm256_cvtps_ph(_mm256_and_ps(_mm256_mul_ps(v, vs), _mm256_castsi256_ps(lane_mask32(b))),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    }
+    static void store(T* y, __m128i v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(y), v); }
+    static void stream(T* y, __m128i v) { _mm_stream_si128(reinterpret_cast<__m128i*>(y), v); }
 };
 
 }  // namespace isa_avx2

@@ -66,44 +66,10 @@ struct Isa {
         return four >> (p & 7);
     }
 
-    // One policy per dtype: N elements per step, keep bits as a write mask (dropped lanes +0).
-    struct F32 {
-        using T = float;
-        using K = __mmask16;
-        static constexpr std::size_t N = 16, kAlign = 64;
-        static __m512 load(const T* x) { return _mm512_loadu_ps(x); }
-        static __m512 load(K io, const T* x) { return _mm512_maskz_loadu_ps(io, x); }
-        static __m512 compute(__m512 v, __m512 vs, K k) { return _mm512_maskz_mul_ps(k, v, vs); }
-        static void store(T* y, __m512 v) { _mm512_storeu_ps(y, v); }
-        static void store(T* y, K io, __m512 v) { _mm512_mask_storeu_ps(y, io, v); }
-        static void stream(T* y, __m512 v) { _mm512_stream_ps(y, v); }
-    };
-    struct F64 {
-        using T = double;
-        using K = __mmask8;
-        static constexpr std::size_t N = 8, kAlign = 64;
-        static __m512d load(const T* x) { return _mm512_loadu_pd(x); }
-        static __m512d load(K io, const T* x) { return _mm512_maskz_loadu_pd(io, x); }
-        static __m512d compute(__m512d v, __m512d vs, K k) { return _mm512_maskz_mul_pd(k, v, vs); }
-        static void store(T* y, __m512d v) { _mm512_storeu_pd(y, v); }
-        static void store(T* y, K io, __m512d v) { _mm512_mask_storeu_pd(y, io, v); }
-        static void stream(T* y, __m512d v) { _mm512_stream_pd(y, v); }
-    };
-    struct F16 {
-        using T = std::uint16_t;
-        using K = __mmask16;
-        static constexpr std::size_t N = 16, kAlign = 32;
-        static __m512 load(const T* x) {
-            return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
-        }
-        static __m512 load(K io, const T* x) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(io, x)); }
-        static __m256i compute(__m512 v, __m512 vs, K k) {
-            return _mm512_cvtps_ph(_mm512_maskz_mul_ps(k, v, vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        }
-        static void store(T* y, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(y), v); }
-        static void store(T* y, K io, __m256i v) { _mm256_mask_storeu_epi16(y, io, v); }
-        static void stream(T* y, __m256i v) { _mm256_stream_si256(reinterpret_cast<__m256i*>(y), v); }
-    };
+    // Lane policies of the one SIMD apply loop (skeleton.hpp, apply_lanes): N elements per step,
+    // keep bits as a write mask (dropped lanes +0), the tail by masked loads and stores.
+    template <class T>
+    struct Lanes;
 
     // A loaded vector the compiler may not fold back into the masked multiply as a memory operand
     // (`vmulps (mem), zmm, zmm{k}{z}`): such a folded load is a masked load (it suppresses faults
@@ -115,41 +81,6 @@ struct Isa {
         return v;
     }
 
-    // Everything, the tail included (masked loads and stores). With `nt`, non-temporal stores
-    // from the first aligned element on (the few before it go through the portable path).
-    template <class L, class S, class VS>
-    static std::size_t run(const typename L::T* x, typename L::T* y, std::size_t count,
-                           const std::uint8_t* bits, unsigned bit0, S s, VS vs, bool nt) {
-        using K = typename L::K;
-        std::size_t e = 0;
-        if (nt) {
-            for (; e < count && reinterpret_cast<std::uintptr_t>(y + e) % L::kAlign != 0; ++e)
-                y[e] = mul_keep(x[e], s, byte_bit(bits, bit0 + e));
-            for (; e + L::N <= count; e += L::N)
-                L::stream(y + e, L::compute(unfolded(L::load(x + e)), vs, static_cast<K>(bits_at(bits, bit0 + e))));
-        } else {
-            for (; e + L::N <= count; e += L::N)
-                L::store(y + e, L::compute(unfolded(L::load(x + e)), vs, static_cast<K>(bits_at(bits, bit0 + e))));
-        }
-        if (e < count) {
-            const auto io = static_cast<K>((1u << (count - e)) - 1u);
-            const auto k = static_cast<K>(bits_at(bits, bit0 + e));
-            L::store(y + e, io, L::compute(L::load(io, x + e), vs, k));
-        }
-        return count;
-    }
-    static std::size_t apply(const float* x, float* y, std::size_t count, const std::uint8_t* bits,
-                             unsigned bit0, float s, bool nt) {
-        return run<F32>(x, y, count, bits, bit0, s, _mm512_set1_ps(s), nt);
-    }
-    static std::size_t apply(const double* x, double* y, std::size_t count, const std::uint8_t* bits,
-                             unsigned bit0, double s, bool nt) {
-        return run<F64>(x, y, count, bits, bit0, s, _mm512_set1_pd(s), nt);
-    }
-    static std::size_t apply(const std::uint16_t* x, std::uint16_t* y, std::size_t count,
-                             const std::uint8_t* bits, unsigned bit0, float s, bool nt) {
-        return run<F16>(x, y, count, bits, bit0, s, _mm512_set1_ps(s), nt);
-    }
     // out[4 * l + j] = v[j][l]: four multipliers per Philox call into position order (16 shuffles
     // instead of 64 scalar moves).
     static void transpose4(const F (&v)[4], float* out) {
@@ -201,6 +132,59 @@ struct Isa {
         return e;
     }
     static void fence() { _mm_sfence(); }
+};
+
+// Shared by the three: load through unfolded(), keep bits as a mask, masked tail.
+template <class Self, class T, class K>
+struct MaskedLanes {
+    using Keep = K;
+    static constexpr bool kMaskedTail = true;
+    static Keep keep(const std::uint8_t* bits, std::size_t p) { return static_cast<K>(Isa::bits_at(bits, p)); }
+    template <class Scale>
+    static void tail(const T* x, T* y, std::size_t n, Keep k, Scale vs) {
+        const auto io = static_cast<K>((1u << n) - 1u);
+        Self::store(y, io, Self::compute(Self::load(io, x), vs, k));
+    }
+};
+
+template <>
+struct Isa::Lanes<float> : MaskedLanes<Isa::Lanes<float>, float, __mmask16> {
+    using T = float;
+    static constexpr std::size_t N = 16, kAlign = 64;
+    static __m512 splat(float s) { return _mm512_set1_ps(s); }
+    static __m512 load(const T* x) { return unfolded(_mm512_loadu_ps(x)); }
+    static __m512 load(__mmask16 io, const T* x) { return _mm512_maskz_loadu_ps(io, x); }
+    static __m512 compute(__m512 v, __m512 vs, __mmask16 k) { return _mm512_maskz_mul_ps(k, v, vs); }
+    static void store(T* y, __m512 v) { _mm512_storeu_ps(y, v); }
+    static void store(T* y, __mmask16 io, __m512 v) { _mm512_mask_storeu_ps(y, io, v); }
+    static void stream(T* y, __m512 v) { _mm512_stream_ps(y, v); }
+};
+template <>
+struct Isa::Lanes<double> : MaskedLanes<Isa::Lanes<double>, double, __mmask8> {
+    using T = double;
+    static constexpr std::size_t N = 8, kAlign = 64;
+    static __m512d splat(double s) { return _mm512_set1_pd(s); }
+    static __m512d load(const T* x) { return unfolded(_mm512_loadu_pd(x)); }
+    static __m512d load(__mmask8 io, const T* x) { return _mm512_maskz_loadu_pd(io, x); }
+    static __m512d compute(__m512d v, __m512d vs, __mmask8 k) { return _mm512_maskz_mul_pd(k, v, vs); }
+    static void store(T* y, __m512d v) { _mm512_storeu_pd(y, v); }
+    static void store(T* y, __mmask8 io, __m512d v) { _mm512_mask_storeu_pd(y, io, v); }
+    static void stream(T* y, __m512d v) { _mm512_stream_pd(y, v); }
+};
+template <>  // float16 bits, computed in float32
+struct Isa::Lanes<std::uint16_t>
+    : MaskedLanes<Isa::Lanes<std::uint16_t>, std::uint16_t, __mmask16> {
+    using T = std::uint16_t;
+    static constexpr std::size_t N = 16, kAlign = 32;
+    static __m512 splat(float s) { return _mm512_set1_ps(s); }
+    static __m512 load(const T* x) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x))); }
+    static __m512 load(__mmask16 io, const T* x) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(io, x)); }
+    static __m256i compute(__m512 v, __m512 vs, __mmask16 k) {
+        return _mm512_cvtps_ph(_mm512_maskz_mul_ps(k, v, vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    }
+    static void store(T* y, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(y), v); }
+    static void store(T* y, __mmask16 io, __m256i v) { _mm256_mask_storeu_epi16(y, io, v); }
+    static void stream(T* y, __m256i v) { _mm256_stream_si256(reinterpret_cast<__m256i*>(y), v); }
 };
 
 }  // namespace isa_avx512

@@ -49,10 +49,6 @@ struct Isa {
     static V slli(V v) { return v << N; }
     static void fstore(float* p, F v) { *p = v; }
     static bool all_zero(const V (&v)[4]) { return (v[0] | v[1] | v[2] | v[3]) == 0; }
-    template <class T, class S>
-    static std::size_t apply(const T*, T*, std::size_t, const std::uint8_t*, unsigned, S, bool) {
-        return 0;  // the skeleton's portable loop does it all (no streaming stores)
-    }
     static void fence() {}
 };
 

@@ -13,11 +13,9 @@
 //   V xor3(V a, V b, V c) = a ^ b ^ c
 //   void mulhilo(V a, uint32_t m, V& hi, V& lo)            32x32 -> 64-bit products per lane
 //   bool all_zero(const V (&v)[4])
-//   size_t apply(const T* x, T* y, size_t count, const uint8_t* bits, unsigned bit0, S scale, bool nt)
-//       for T = float, double (S = T) and uint16_t (float16 bits, S = float): y[e] = keep ? x[e]*s : +0,
-//       keep = bit (bit0 + e) of `bits` (little-endian bit order); returns how many it handled
-//       (the skeleton finishes the rest with the portable scalar code below); nt asks for
-//       non-temporal stores; void fence() orders them.
+//   template <class T> struct Lanes (optional): the lane policies of the one SIMD apply loop
+//       (apply_lanes below) for T = float, double and uint16_t (float16 bits); the skeleton
+//       finishes what it leaves with the portable scalar code; void fence() orders streaming stores.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -292,6 +290,45 @@ inline void walk(std::size_t i0, std::size_t i1, std::uint64_t offset, std::uint
     }
 }
 
+// ---- the SIMD apply, written once ----------------------------------------------------------------
+// A target supplies Isa::Lanes<T> for T = float, double, uint16_t (float16 bits): N elements per
+// step, splat(s), load(x), keep(bits, p) (its form of N keep bits from bit p), compute(v, vs, k)
+// (the stored form of keep ? v * s : +0), store, stream, and optionally a masked tail(x, y, n,
+// k, vs) announced by kMaskedTail. The scalar target has none: the portable loop does all.
+template <class Isa, class T, class = void>
+struct HasLanes : std::false_type {};
+template <class Isa, class T>
+struct HasLanes<Isa, T, std::void_t<decltype(Isa::template Lanes<T>::N)>> : std::true_type {};
+template <class L, class = void>
+struct HasTail : std::false_type {};
+template <class L>
+struct HasTail<L, std::void_t<decltype(L::kMaskedTail)>> : std::true_type {};
+
+// keep ? x * s : +0 for elements [0, count) of a tile; returns how many it did (all, with a
+// masked tail). With `nt`, non-temporal stores from the first aligned element on (the few before
+// it go through the portable path).
+template <class Isa, class T, class S>
+inline std::size_t apply_lanes(const T* x, T* y, std::size_t count, const std::uint8_t* bits, unsigned bit0, S s,
+                               bool nt) {
+    using L = typename Isa::template Lanes<T>;
+    const auto vs = L::splat(s);
+    std::size_t e = 0;
+    if (nt) {
+        for (; e < count && reinterpret_cast<std::uintptr_t>(y + e) % L::kAlign != 0; ++e)
+            y[e] = mul_keep(x[e], s, byte_bit(bits, bit0 + e));
+        for (; e + L::N <= count; e += L::N) L::stream(y + e, L::compute(L::load(x + e), vs, L::keep(bits, bit0 + e)));
+    } else {
+        for (; e + L::N <= count; e += L::N) L::store(y + e, L::compute(L::load(x + e), vs, L::keep(bits, bit0 + e)));
+    }
+    if constexpr (HasTail<L>::value) {
+        if (e < count) {
+            L::tail(x + e, y + e, count - e, L::keep(bits, bit0 + e), vs);
+            return count;
+        }
+    }
+    return e;
+}
+
 // nt: non-temporal (streaming) stores where the target has them, for outputs larger than the
 // caches; the bits are the same either way.
 template <class Isa, class T, class S>
@@ -301,7 +338,8 @@ void apply_range(const T* x, T* y, std::size_t i0, std::size_t i1, std::uint64_t
     walk<Isa>(i0, i1, offset, seed, t,
               [&](std::size_t i, std::size_t count, const std::uint32_t* words, unsigned bit0) {
                   const auto* bytes = reinterpret_cast<const std::uint8_t*>(words);
-                  std::size_t e = Isa::apply(x + i, y + i, count, bytes, bit0, s, nt);
+                  std::size_t e = 0;
+                  if constexpr (HasLanes<Isa, T>::value) e = apply_lanes<Isa>(x + i, y + i, count, bytes, bit0, s, nt);
                   for (; e < count; ++e) y[i + e] = mul_keep(x[i + e], s, keep_bit(words, bit0 + e));
               },
               [&](std::size_t i, std::size_t count) {
