@@ -113,7 +113,7 @@ struct Isa {
         std::size_t e = 0;
         for (; e + 16 <= count; e += 16) {
             const auto k = static_cast<__mmask16>(bits_at(bits, bit0 + e));
-            _mm512_storeu_ps(y + e, _mm512_maskz_mul_ps(k, unfolded(_mm512_loadu_ps(x + e)), _mm512_loadu_ps(scales + e)));
+            _mm512_storeu_ps(y + e, _mm512_maskz_mul_ps(k, unfolded(_mm512_loadu_ps(x + e)), unfolded(_mm512_loadu_ps(scales + e))));
         }
         return e;
     }
