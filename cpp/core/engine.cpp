@@ -134,14 +134,31 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
     const int outer = static_cast<int>(m.shape.size()) - 1;
     std::uint64_t span = 0;  // last position - offset
     for (std::size_t d = 0; d < m.shape.size(); ++d) span += static_cast<std::uint64_t>(m.shape[d] - 1) * m.ps[d];
-    auto base_of = [&](std::size_t r) {
-        std::uint64_t p = 0;
-        for (int d = outer - 1; d >= 0; --d) {
-            const auto sd = static_cast<std::size_t>(m.shape[static_cast<std::size_t>(d)]);
-            p += static_cast<std::uint64_t>(r % sd) * m.ps[static_cast<std::size_t>(d)];
-            r /= sd;
+    // The position of run r (relative to offset), and a walker that steps it run by run with the
+    // outer multi-index (no division per run).
+    struct Runs {
+        const Map& m;
+        int outer;
+        std::vector<std::int64_t> idx;
+        std::uint64_t base = 0;
+        Runs(const Map& map, int n_outer, std::size_t r) : m(map), outer(n_outer), idx(static_cast<std::size_t>(n_outer)) {
+            for (int d = outer - 1; d >= 0; --d) {
+                const auto du = static_cast<std::size_t>(d);
+                const auto sd = static_cast<std::size_t>(m.shape[du]);
+                idx[du] = static_cast<std::int64_t>(r % sd);
+                base += static_cast<std::uint64_t>(idx[du]) * m.ps[du];
+                r /= sd;
+            }
         }
-        return p;
+        void next() {
+            for (int d = outer - 1; d >= 0; --d) {
+                const auto du = static_cast<std::size_t>(d);
+                base += m.ps[du];
+                if (++idx[du] < m.shape[du]) return;
+                base -= static_cast<std::uint64_t>(idx[du]) * m.ps[du];
+                idx[du] = 0;
+            }
+        }
     };
 
     // Runs per parallel chunk: about kChunk elements each.
@@ -158,8 +175,9 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
         parallel_chunks(nchunks * kChunk, 0, threads, true, [&](std::size_t c0, std::size_t c1) {
             for (std::size_t c = c0 / kChunk; c < (c1 + kChunk - 1) / kChunk; ++c) {
                 const std::size_t r1 = std::min(runs, (c + 1) * runs_per);
-                for (std::size_t r = c * runs_per; r < r1; ++r) {
-                    const std::size_t b = static_cast<std::size_t>(base_of(r));
+                Runs it(m, outer, c * runs_per);
+                for (std::size_t r = c * runs_per; r < r1; ++r, it.next()) {
+                    const std::size_t b = static_cast<std::size_t>(it.base);
                     const T* xr = x + r * len;
                     T* yr = y + r * len;
                     if (step == 0)
@@ -184,8 +202,9 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
         bool have = false;
         for (std::size_t c = c0 / kChunk; c < (c1 + kChunk - 1) / kChunk; ++c) {
             const std::size_t r1 = std::min(runs, (c + 1) * runs_per);
-            for (std::size_t r = c * runs_per; r < r1; ++r) {
-                const std::uint64_t b = base_of(r);  // relative to offset
+            Runs it(m, outer, c * runs_per);
+            for (std::size_t r = c * runs_per; r < r1; ++r, it.next()) {
+                const std::uint64_t b = it.base;  // relative to offset
                 if (!have || b < w0 || b - w0 + n_noise > window) {
                     w0 = b;
                     const std::uint64_t room = span - b + 1;  // positions left in the call
