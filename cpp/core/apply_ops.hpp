@@ -104,5 +104,37 @@ void run_const(const T* x, T* y, std::size_t len, const OpSpec& spec, bool keep,
     apply_const(x, y, len, Op<typename Compute<T>::CT>(spec), keep, mult);
 }
 
+// Runs r0 .. r1 - 1 of a broadcast apply (kernels.hpp RunMap), the noise at noise size in keep
+// (bytes) or mult (multipliers; keep is then null).
+template <class T>
+void run_runs(const T* x, T* y, std::size_t r0, std::size_t r1, const RunMap& rm, const OpSpec& spec,
+              const std::uint8_t* keep, const float* mult) {
+    const Op<typename Compute<T>::CT> op(spec);
+    std::int64_t idx[kMaxRunDims];
+    std::uint64_t base = 0;
+    std::size_t r = r0;
+    for (int d = rm.outer - 1; d >= 0; --d) {
+        idx[d] = static_cast<std::int64_t>(r % static_cast<std::size_t>(rm.shape[d]));
+        base += static_cast<std::uint64_t>(idx[d]) * rm.ps[d];
+        r /= static_cast<std::size_t>(rm.shape[d]);
+    }
+    for (std::size_t q = r0; q < r1; ++q) {
+        const T* xr = x + q * rm.len;
+        T* yr = y + q * rm.len;
+        const auto b = static_cast<std::size_t>(base);
+        if (rm.step == 0)
+            apply_const(xr, yr, rm.len, op, keep == nullptr || keep[b] != 0, mult != nullptr ? mult[b] : 0.0f);
+        else
+            apply_run(xr, yr, rm.len, op, keep != nullptr ? keep + b : nullptr, mult != nullptr ? mult + b : nullptr,
+                      rm.step);
+        for (int d = rm.outer - 1; d >= 0; --d) {  // the next run's outer multi-index
+            base += rm.ps[d];
+            if (++idx[d] < rm.shape[d]) break;
+            base -= static_cast<std::uint64_t>(idx[d]) * rm.ps[d];
+            idx[d] = 0;
+        }
+    }
+}
+
 }  // namespace DROPKIT_ISA_NS
 }  // namespace dropkit

@@ -46,6 +46,19 @@ inline void apply_const(const KernelTable& k, const std::uint16_t* x, std::uint1
     k.const_f16(x, y, len, op, keep, mult);
 }
 
+inline void run_runs(const KernelTable& k, const float* x, float* y, std::size_t r0, std::size_t r1, const RunMap& rm,
+                     const OpSpec& op, const std::uint8_t* keep, const float* mult) {
+    k.runs_f32(x, y, r0, r1, rm, op, keep, mult);
+}
+inline void run_runs(const KernelTable& k, const double* x, double* y, std::size_t r0, std::size_t r1,
+                     const RunMap& rm, const OpSpec& op, const std::uint8_t* keep, const float* mult) {
+    k.runs_f64(x, y, r0, r1, rm, op, keep, mult);
+}
+inline void run_runs(const KernelTable& k, const std::uint16_t* x, std::uint16_t* y, std::size_t r0, std::size_t r1,
+                     const RunMap& rm, const OpSpec& op, const std::uint8_t* keep, const float* mult) {
+    k.runs_f16(x, y, r0, r1, rm, op, keep, mult);
+}
+
 // x * m in the compute type (m binary32; widened exactly for double; float16 through float32).
 inline float mul_m_any(float v, float m) { return v * m; }
 inline double mul_m_any(double v, float m) { return v * static_cast<double>(m); }
@@ -172,22 +185,11 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
             make_noise(k, noise, seed, offset + i0, i1 - i0, keep.data() + (keep.empty() ? 0 : i0),
                        mult.data() + (mult.empty() ? 0 : i0));
         });
+        const RunMap rm{outer, m.shape.data(), m.ps.data(), len, step};
         parallel_chunks(nchunks * kChunk, 0, threads, true, [&](std::size_t c0, std::size_t c1) {
-            for (std::size_t c = c0 / kChunk; c < (c1 + kChunk - 1) / kChunk; ++c) {
-                const std::size_t r1 = std::min(runs, (c + 1) * runs_per);
-                Runs it(m, outer, c * runs_per);
-                for (std::size_t r = c * runs_per; r < r1; ++r, it.next()) {
-                    const std::size_t b = static_cast<std::size_t>(it.base);
-                    const T* xr = x + r * len;
-                    T* yr = y + r * len;
-                    if (step == 0)
-                        apply_const(k, xr, yr, len, op, noise.continuous ? true : keep[b] != 0,
-                                    noise.continuous ? mult[b] : 0.0f);
-                    else
-                        apply_run(k, xr, yr, len, op, keep.empty() ? nullptr : keep.data() + b,
-                                  mult.empty() ? nullptr : mult.data() + b, step);
-                }
-            }
+            const std::size_t r0 = (c0 / kChunk) * runs_per;
+            const std::size_t r1 = std::min(runs, ((c1 + kChunk - 1) / kChunk) * runs_per);
+            run_runs(k, x, y, r0, r1, rm, op, keep.empty() ? nullptr : keep.data(), mult.empty() ? nullptr : mult.data());
         });
         return;
     }

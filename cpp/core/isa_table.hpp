@@ -45,6 +45,13 @@ struct KernelTable {
     void (*const_f64)(const double* x, double* y, std::size_t len, const OpSpec& op, bool keep, float mult);
     void (*const_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t len, const OpSpec& op, bool keep,
                       float mult);
+    // runs r0 .. r1 - 1 of a broadcast apply
+    void (*runs_f32)(const float* x, float* y, std::size_t r0, std::size_t r1, const RunMap& rm, const OpSpec& op,
+                     const std::uint8_t* keep, const float* mult);
+    void (*runs_f64)(const double* x, double* y, std::size_t r0, std::size_t r1, const RunMap& rm, const OpSpec& op,
+                     const std::uint8_t* keep, const float* mult);
+    void (*runs_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t r0, std::size_t r1, const RunMap& rm,
+                     const OpSpec& op, const std::uint8_t* keep, const float* mult);
 };
 
 const KernelTable& kernels_scalar();

@@ -72,6 +72,18 @@ struct OpSpec {
     double a, b, fill;  // rounded once to the compute type
 };
 
+// Runs of a broadcast apply (engine.cpp): run r holds elements [r * len, r * len + len); its noise
+// index is base(r) + j * step, base(r) = sum over the outer axes of idx_d(r) * ps[d] (the outer
+// multi-index of r over shape[0 .. outer)).
+inline constexpr int kMaxRunDims = 64;
+struct RunMap {
+    int outer;
+    const std::int64_t* shape;
+    const std::uint64_t* ps;
+    std::size_t len;
+    std::uint64_t step;
+};
+
 // Positions pos(i) = offset + sum_d i_d * pstrides[d] over x's C-order multi-index (section 8).
 // x and y are C-contiguous with `shape`; y may be x. Noise is made at noise size (the distinct
 // positions) and applied with a broadcast; the default map runs the fused kernels.
