@@ -36,6 +36,7 @@ namespace dropkit {
 namespace {
 
 constexpr unsigned kRemainingBits = 40;
+constexpr int kCallerSpins = 2000;  // pause instructions (tens of microseconds) before yielding
 constexpr std::uint64_t kRemainingMask = (std::uint64_t{1} << kRemainingBits) - 1;
 
 using ChunkFn = void (*)(void*, std::size_t);
@@ -186,7 +187,14 @@ struct Pool {
         const auto t1 = Clock::now();
         // Only chunks that a running worker has claimed are left: a few microseconds each, unless
         // that worker was descheduled in the middle of one (another process wants its core).
-        while (done.load(std::memory_order_acquire) != nchunks) DROPKIT_PAUSE();
+        // Spin a little; then yield, so that a worker sharing this CPU (the scheduler put them
+        // together) can finish its chunk instead of waiting for the next tick.
+        for (int k = 0; done.load(std::memory_order_acquire) != nchunks; ++k) {
+            if (k < kCallerSpins)
+                DROPKIT_PAUSE();
+            else
+                sched_yield();
+        }
         const auto waited = Clock::now() - t1;
         const auto per_chunk = mine > 0 ? (t1 - t0) / static_cast<long>(mine) : Clock::duration::zero();
         // (A worker woken by this job may start its first chunk late and slowly: not a straggler.)
