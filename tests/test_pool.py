@@ -79,3 +79,17 @@ def test_forked_child_after_the_pool_ran(threads_restored):
     p.join(60)
     assert p.exitcode == 0, "child did not finish"
     assert q.get(timeout=5) is True
+
+
+def test_settings_reach_the_compiled_fast_path(threads_restored):
+    """dropkit.dropout's compiled fast path runs with the process settings, not stale copies."""
+    simd = dropkit.simd_target()
+    try:
+        for target in dropkit.available_simd_targets():
+            dropkit.set_simd_target(target)
+            dropkit.set_num_threads(3)
+            assert dropkit._core._fast_state() == (3, target)
+            dropkit.set_num_threads(1)
+            assert dropkit._core._fast_state() == (1, target)
+    finally:
+        dropkit.set_simd_target(simd)

@@ -53,6 +53,9 @@ void register_fast(py::module_& m) {
         g_threads.store(parse_threads(threads));
         g_simd.store(static_cast<int>(parse_simd(simd)));
     });
+    m.def("_fast_state", [] {
+        return py::make_tuple(g_threads.load(), std::string(simd_name(static_cast<Simd>(g_simd.load()))));
+    }, "(threads, SIMD target) the compiled fast path uses: dropkit's settings, pushed by _runtime.");
     m.def(
         "dropout_fast",
         [](py::handle x, py::handle rate, py::handle seed, py::handle offset, py::handle training,
