@@ -99,10 +99,6 @@ void run_ops(const T* x, T* y, std::size_t len, const OpSpec& spec, const std::u
              std::uint64_t step) {
     apply_run(x, y, len, Op<typename Compute<T>::CT>(spec), keep, mult, step);
 }
-template <class T>
-void run_const(const T* x, T* y, std::size_t len, const OpSpec& spec, bool keep, float mult) {
-    apply_const(x, y, len, Op<typename Compute<T>::CT>(spec), keep, mult);
-}
 
 // Runs r0 .. r1 - 1 of a broadcast apply (kernels.hpp RunMap), the noise at noise size in keep
 // (bytes) or mult (multipliers; keep is then null).

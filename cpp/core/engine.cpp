@@ -33,17 +33,19 @@ inline void apply_run(const KernelTable& k, const std::uint16_t* x, std::uint16_
                       const OpSpec& op, const std::uint8_t* keep, const float* mult, std::uint64_t step) {
     k.ops_f16(x, y, len, op, keep, mult, step);
 }
-inline void apply_const(const KernelTable& k, const float* x, float* y, std::size_t len, const OpSpec& op, bool keep,
-                        float mult) {
-    k.const_f32(x, y, len, op, keep, mult);
+// Standard dropout (a scale, the default map): the fused kernel of dispatch.cpp (keep bits as SIMD
+// masks, streaming stores for large outputs); the scale is rounded to the compute type there.
+inline void bernoulli_fused(const float* x, float* y, std::size_t n, std::uint64_t t, double s, std::uint64_t seed,
+                            std::uint64_t offset, int threads, Simd simd) {
+    bernoulli_apply(x, y, n, t, static_cast<float>(s), seed, offset, threads, simd);
 }
-inline void apply_const(const KernelTable& k, const double* x, double* y, std::size_t len, const OpSpec& op,
-                        bool keep, float mult) {
-    k.const_f64(x, y, len, op, keep, mult);
+inline void bernoulli_fused(const double* x, double* y, std::size_t n, std::uint64_t t, double s,
+                            std::uint64_t seed, std::uint64_t offset, int threads, Simd simd) {
+    bernoulli_apply(x, y, n, t, s, seed, offset, threads, simd);
 }
-inline void apply_const(const KernelTable& k, const std::uint16_t* x, std::uint16_t* y, std::size_t len,
-                        const OpSpec& op, bool keep, float mult) {
-    k.const_f16(x, y, len, op, keep, mult);
+inline void bernoulli_fused(const std::uint16_t* x, std::uint16_t* y, std::size_t n, std::uint64_t t, double s,
+                            std::uint64_t seed, std::uint64_t offset, int threads, Simd simd) {
+    bernoulli_apply_f16(x, y, n, t, static_cast<float>(s), seed, offset, threads, simd);
 }
 
 inline void run_runs(const KernelTable& k, const float* x, float* y, std::size_t r0, std::size_t r1, const RunMap& rm,
@@ -127,10 +129,16 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
         });
         return;
     }
+    if (default_map && !noise.continuous && op.kind == OpKind::scale) {  // standard dropout: its own kernel
+        bernoulli_fused(x, y, m.n, noise.t, op.a, seed, offset, threads, simd);
+        return;
+    }
     if (default_map) {  // positions offset + i: noise per chunk into a buffer, then apply
         parallel_chunks(m.n, offset, threads, false, [&](std::size_t i0, std::size_t i1) {
-            std::vector<std::uint8_t> keep(noise.continuous ? 0 : kChunk);
-            std::vector<float> mult(noise.continuous ? kChunk : 0);
+            thread_local std::vector<std::uint8_t> keep;
+            thread_local std::vector<float> mult;
+            keep.resize(noise.continuous ? 0 : kChunk);
+            mult.resize(noise.continuous ? kChunk : 0);
             for (std::size_t i = i0; i < i1; i += kChunk) {
                 const std::size_t len = std::min(kChunk, i1 - i);
                 make_noise(k, noise, seed, offset + i, len, keep.data(), mult.data());

@@ -34,17 +34,13 @@ struct KernelTable {
                       std::uint64_t seed, std::uint64_t offset);
     void (*rates_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t i0, std::size_t i1,
                       const RateArrays& r, std::uint64_t seed, std::uint64_t offset);
-    // y[j] = op(x[j], keep[j * step] or mult[j * step]) and the broadcast-run form (one value)
+    // y[j] = op(x[j], keep[j * step] or mult[j * step])
     void (*ops_f32)(const float* x, float* y, std::size_t len, const OpSpec& op, const std::uint8_t* keep,
                     const float* mult, std::uint64_t step);
     void (*ops_f64)(const double* x, double* y, std::size_t len, const OpSpec& op, const std::uint8_t* keep,
                     const float* mult, std::uint64_t step);
     void (*ops_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t len, const OpSpec& op,
                     const std::uint8_t* keep, const float* mult, std::uint64_t step);
-    void (*const_f32)(const float* x, float* y, std::size_t len, const OpSpec& op, bool keep, float mult);
-    void (*const_f64)(const double* x, double* y, std::size_t len, const OpSpec& op, bool keep, float mult);
-    void (*const_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t len, const OpSpec& op, bool keep,
-                      float mult);
     // runs r0 .. r1 - 1 of a broadcast apply
     void (*runs_f32)(const float* x, float* y, std::size_t r0, std::size_t r1, const RunMap& rm, const OpSpec& op,
                      const std::uint8_t* keep, const float* mult);

@@ -633,9 +633,6 @@ KernelTable make_table(const char* name) {
                        &run_ops<float>,
                        &run_ops<double>,
                        &run_ops<std::uint16_t>,
-                       &run_const<float>,
-                       &run_const<double>,
-                       &run_const<std::uint16_t>,
                        &run_runs<float>,
                        &run_runs<double>,
                        &run_runs<std::uint16_t>};
