@@ -68,6 +68,25 @@ def test_core_equals_reference(name, dtype, shape, noise_shape):
 
 
 @pytest.mark.parametrize("name", sorted(KERNELS))
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_broadcast_runs_above_the_streaming_threshold(name, dtype):
+    """Outputs larger than STREAMING_THRESHOLD_BYTES take the streaming broadcast path (a lane mask
+    per run, the input read either way): runs of 37 elements start at every alignment, so the
+    scalar head and tail of each run are exercised too; specials sit in dropped and kept runs."""
+    n_runs = _core.STREAMING_THRESHOLD_BYTES // (37 * np.dtype(dtype).itemsize) + 1000
+    shape = (n_runs // 50, 50, 37)
+    x = _x(shape, dtype, seed=5)
+    x[:, :, 36] = np.nan  # the last element of every run (dropped ones must give the fill)
+    ps = R.noise_pstrides(shape, (shape[0], 50, 1))
+    run = KERNELS[name]
+    want = run(R, x, np.empty_like(x), 7, ps, 1, "")
+    for simd in TARGETS:
+        _same(run(_core, x, np.empty_like(x), 7, ps, 2, simd), want)
+        y = x.copy()
+        _same(run(_core, y, y, 7, ps, 1, simd), want)  # in place
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
 def test_block_of_a_larger_array(name):
     """A block with the global strides and its corner's offset gives the slice of the whole call."""
     g = _x((37, 300), np.float32, seed=3)

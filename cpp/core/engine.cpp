@@ -193,7 +193,7 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
             make_noise(k, noise, seed, offset + i0, i1 - i0, keep.data() + (keep.empty() ? 0 : i0),
                        mult.data() + (mult.empty() ? 0 : i0));
         });
-        const RunMap rm{outer, m.shape.data(), m.ps.data(), len, step};
+        const RunMap rm{outer, m.shape.data(), m.ps.data(), len, step, detail::use_streaming(Store::automatic, m.n * sizeof *y)};
         parallel_chunks(nchunks * kChunk, 0, threads, true, [&](std::size_t c0, std::size_t c1) {
             const std::size_t r0 = (c0 / kChunk) * runs_per;
             const std::size_t r1 = std::min(runs, ((c1 + kChunk - 1) / kChunk) * runs_per);

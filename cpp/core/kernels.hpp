@@ -82,6 +82,7 @@ struct RunMap {
     const std::uint64_t* ps;
     std::size_t len;
     std::uint64_t step;
+    bool nt = false;  // streaming stores where the target has them (outputs larger than the caches)
 };
 
 // Positions pos(i) = offset + sum_d i_d * pstrides[d] over x's C-order multi-index (section 8).

@@ -633,9 +633,9 @@ KernelTable make_table(const char* name) {
                        &run_ops<float>,
                        &run_ops<double>,
                        &run_ops<std::uint16_t>,
-                       &run_runs<float>,
-                       &run_runs<double>,
-                       &run_runs<std::uint16_t>};
+                       &run_runs<Isa, float>,
+                       &run_runs<Isa, double>,
+                       &run_runs<Isa, std::uint16_t>};
 }
 
 }  // namespace DROPKIT_ISA_NS
