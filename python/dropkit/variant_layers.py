@@ -10,6 +10,7 @@ element is stored: ``backward`` regenerates the noise of the last forward from
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Optional, Tuple
 
 import numpy as np
@@ -374,22 +375,48 @@ class DropPath(_BroadcastDropout):
                 f"training={self.training}, seed={self.seed}, position={self.position})")
 
 
-class AdaptiveDropout(_BroadcastDropout):
-    """Dropout with a rate per feature from the features' importance (seed slide 4).
+def _finite_real(value: Any, name: str) -> float:
+    """A finite real number (Python or NumPy, not bool) as a float; TypeError/ValueError naming ``name``."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite real number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+    return v
 
-    ``update_dropout_rates(activations)`` updates the importance, an exponential moving average
-    of the mean ``|activation|`` per feature (over axis 0), and returns
-    ``rate * (1 - importance / max(importance))`` as the seed does. Unlike the seed, which
-    computes these rates and never uses them, ``forward`` then applies them: element ``i`` of a
-    feature is dropped with that feature's rate (a rate array, docs/rng.md §9). Before the first
-    update every feature uses ``rate``.
+
+class AdaptiveDropout(_BroadcastDropout):
+    """Dropout with a rate per feature from the features' importance (seed slide 4), or standout.
+
+    ``mode="importance"`` (the default, the seed's): ``update_dropout_rates(activations)``
+    updates the importance, an exponential moving average of the mean ``|activation|`` per
+    feature (over axis 0), and returns ``rate * (1 - importance / max(importance))`` as the seed
+    does. Unlike the seed, which computes these rates and never uses them, ``forward`` then
+    applies them: element ``i`` of a feature is dropped with that feature's rate (a rate array,
+    docs/rng.md §9). Before the first update every feature uses ``rate``.
+
+    ``mode="standout"`` (Ba and Frey 2013, "Adaptive dropout for training deep neural networks",
+    with the standout network's weights tied to the layer's, ``pi = alpha * w + beta``): the keep
+    probability of each element comes from the value it is applied to,
+    ``keep_i = sigmoid(alpha * x_i + beta)``, so a training forward is
+    ``dropout_nd(x, rate=standout_rates(x), seed=seed, offset=position)``: element ``i`` is kept
+    with its own probability and, with inverted scaling, scaled by ``1 / keep_i``. Apply the layer
+    to the pre-activation ``w_j . a`` to follow the paper exactly; after a nonlinearity it uses the
+    activation instead. ``initial_rate`` and ``update_dropout_rates`` are not used by standout.
 
     Parameters
     ----------
     initial_rate : float, default 0.5
-        The base rate ``rate`` in [0, 1].
+        The base rate ``rate`` in [0, 1] (importance mode).
     adaptation_rate : float, default 0.01
-        EMA weight of the new importance, in [0, 1].
+        EMA weight of the new importance, in [0, 1] (importance mode).
+    mode : {"importance", "standout"}, default "importance"
+        Where the rates come from: the importance of the last ``update_dropout_rates`` or the
+        input of each forward.
+    alpha, beta : float, default 1.0 and 0.0
+        Finite real numbers: standout's keep probability ``sigmoid(alpha * x + beta)``.
     seed, inverted, backend
         As in :class:`dropkit.Dropout`.
 
@@ -398,14 +425,77 @@ class AdaptiveDropout(_BroadcastDropout):
     neuron_importance : ndarray or None
         The importance per feature (None before the first update).
     adjusted_rates : ndarray or None
-        The rates of the last ``update_dropout_rates``, used by ``forward``.
+        The rates of the last ``update_dropout_rates``, used by ``forward`` in importance mode.
+    mode, alpha, beta
+        As the constructor arguments; checked at assignment (may be changed between calls).
+
+    Notes
+    -----
+    Standout, in detail:
+
+    - **Rates.** ``standout_rates(x)`` is ``1 - sigmoid(alpha * x + beta)`` computed in float64
+      as ``sigmoid(-z)``, ``z = alpha * x + beta``: with ``e = exp(-|z|)``, ``1 / (1 + e)`` where
+      ``z <= 0`` and ``e / (1 + e)`` elsewhere (no overflow, accurate in both tails), clipped into
+      [0, 1]. An element whose ``z`` is NaN (a NaN in ``x``, or ``alpha = 0`` with an infinite
+      ``x``) has no keep probability: ValueError, nothing drawn. Like every rate array, the keep
+      decision uses the threshold ``round(rate_i * 2**32)`` (docs/rng.md §9), so a keep
+      probability of at most ``2**-33`` means the element is always dropped.
+    - **Backward.** The forward's rate array is kept with it (float64, ``x``'s shape: the one
+      per-element thing this layer stores, because the rates are a function of ``x``; the mask is
+      regenerated from ``(seed, offset)`` and these rates). ``backward(grad)`` is
+      ``dropout_nd_backward(grad, rates, ...)``: the rates are treated as constants, so no
+      gradient flows through ``sigmoid(alpha * x + beta)``: the mask is a sample, a constant of
+      the backward pass, and ``alpha``, ``beta`` are fixed hyperparameters of the tied standout
+      network (not learned here).
+    - **Evaluation.** The paper multiplies by the expected mask at test time,
+      ``x * sigmoid(alpha * x + beta)``, having trained with an unscaled mask. dropkit uses
+      inverted dropout by default, as everywhere else: kept elements are scaled by
+      ``1 / keep_i`` in training, so ``E[y] = x`` and evaluation returns ``x`` itself (no rates
+      computed). ``inverted=False`` gives the paper's form: the unscaled mask in training and
+      ``x * sigmoid(alpha * x + beta)`` in evaluation (whose ``backward`` is again
+      ``grad * keep`` with the keep probabilities as constants). Inverted scaling divides by
+      small keep probabilities: with strongly negative ``alpha * x + beta`` the rare kept
+      elements are large; prefer ``inverted=False`` if that matters.
+    - **Positions.** As every rate array: ``x.size`` per training forward.
     """
 
-    def __init__(self, initial_rate=0.5, adaptation_rate=0.01, *, seed=None, inverted=True, backend=None):
+    _MODES = ("importance", "standout")
+
+    def __init__(self, initial_rate=0.5, adaptation_rate=0.01, *, mode="importance", alpha=1.0, beta=0.0,
+                 seed=None, inverted=True, backend=None):
+        self.mode = mode
+        self.alpha = alpha
+        self.beta = beta
         super().__init__(initial_rate, seed=seed, inverted=inverted, backend=backend)
         self.adaptation_rate = _validate.rate(adaptation_rate, "adaptation_rate")
         self.neuron_importance = None
         self.adjusted_rates: Optional[np.ndarray] = None
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, value) -> None:
+        if not isinstance(value, str) or value not in self._MODES:
+            raise ValueError(f"mode must be 'importance' or 'standout', got {value!r}")
+        self._mode = value
+
+    @property
+    def alpha(self) -> float:
+        return self._alpha
+
+    @alpha.setter
+    def alpha(self, value) -> None:
+        self._alpha = _finite_real(value, "alpha")
+
+    @property
+    def beta(self) -> float:
+        return self._beta
+
+    @beta.setter
+    def beta(self, value) -> None:
+        self._beta = _finite_real(value, "beta")
 
     def update_dropout_rates(self, activations):
         """Update the importance from ``activations`` (batch first) and return the new rates.
@@ -419,7 +509,7 @@ class AdaptiveDropout(_BroadcastDropout):
         -------
         ndarray
             ``rate * (1 - importance / max(importance))`` (``rate`` where every importance is 0),
-            which ``forward`` uses from now on.
+            which ``forward`` uses from now on in importance mode (standout ignores them).
         """
         acts = np.asarray(activations)
         if acts.ndim < 1 or acts.shape[0] == 0:
@@ -435,10 +525,74 @@ class AdaptiveDropout(_BroadcastDropout):
         self.adjusted_rates = np.clip(np.asarray(adjusted, dtype=np.float64), 0.0, 1.0)
         return adjusted
 
+    def standout_rates(self, x):
+        """Standout's drop rates for ``x``: ``1 - sigmoid(alpha * x + beta)`` per element.
+
+        Parameters
+        ----------
+        x : array_like
+            float16, float32 or float64.
+
+        Returns
+        -------
+        ndarray of float64
+            ``x``'s shape, values in [0, 1], computed as in the class Notes (the rates a
+            training forward on ``x`` uses).
+
+        Raises
+        ------
+        TypeError
+            ``x`` of another dtype.
+        ValueError
+            ``alpha * x + beta`` is NaN somewhere (the message gives the first such index).
+        """
+        a = _validate.float_array(x, "x")
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = self._alpha * a.astype(np.float64) + self._beta
+        nan = np.isnan(z)
+        if nan.any():
+            i = tuple(int(k) for k in np.argwhere(nan)[0])
+            raise ValueError(f"standout needs a keep probability sigmoid(alpha * x + beta) for every "
+                             f"element, but it is NaN at index {i} (x = {a[i]!r}, alpha = {self._alpha!r})")
+        e = np.exp(-np.abs(z))
+        rates = np.where(z <= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+        return np.clip(rates, 0.0, 1.0)
+
+    def forward(self, x, training=None):
+        """Apply the dropout to ``x`` (importance rates, or standout rates from ``x`` itself).
+
+        Parameters
+        ----------
+        x : array_like
+            float16, float32 or float64; in importance mode of a shape the rates broadcast to.
+        training : bool or None
+            None uses ``self.training``; otherwise a real bool.
+
+        Returns
+        -------
+        ndarray
+            Same shape and dtype. In training, fresh noise from the next ``x.size`` positions of
+            the layer's stream; in evaluation ``x`` itself (inverted) or ``x * (1 - rates)``.
+        """
+        if self._mode == "importance":
+            return super().forward(x, training)
+        training = _training(self, training)
+        a = _validate.float_array(x, "x")
+        if not training and self.inverted:
+            return self._forward(a, False, None, 0.0)  # the identity; so is its backward
+        return self._forward(a, training, None, self.standout_rates(a))
+
+    __call__ = forward
+
     def _rate_value(self, shape):
         if self.adjusted_rates is None:
             return _validate.rate(self.rate)
         return self.adjusted_rates.copy()  # the forward's rates, kept for its backward
+
+    def __repr__(self) -> str:
+        extra = f", alpha={self._alpha!r}, beta={self._beta!r}" if self._mode == "standout" else ""
+        return (f"AdaptiveDropout(rate={self.rate!r}, mode={self._mode!r}{extra}, inverted={self.inverted}, "
+                f"training={self.training}, seed={self.seed}, position={self.position})")
 
 
 class CurriculumDropout(_BroadcastDropout):
