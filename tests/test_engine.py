@@ -154,6 +154,25 @@ def test_rate_arrays_core_equals_reference(dtype, shape, rshape):
             _same(_core.bernoulli_apply_nd(x, np.empty_like(x), t, s, 5, 77, None, threads, simd), want)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("features", [1, 3, 32, 100, 1024, 2000])
+def test_rates_per_feature_core_equals_reference(dtype, features):
+    """Rates along the last axis only take the periodic planes (made once per call): every feature
+    count (multiple of 32 or not), offsets at every phase mod 32, several thread chunks."""
+    rng = np.random.default_rng(features)
+    rows = max(3, 70_000 // features)
+    x = _x((rows, features), dtype, seed=features)
+    rates = rng.uniform(0, 1, (1, features))
+    rates.reshape(-1)[:3] = [0.0, 1.0, 1 - 2.0**-40][:features]  # keep all, drop all, threshold 2**32
+    t = R.rate_thresholds(rates)
+    s = R.rate_scales(rates, dtype)
+    for off in (0, 5, 2**40 + 37):
+        want = R.bernoulli_apply_nd(x, np.empty_like(x), t, s, 9, off)
+        for simd in TARGETS:
+            _same(_core.bernoulli_apply_nd(x, np.empty_like(x), t, s, 9, off, None, 2, simd), want)
+            _same(_core.bernoulli_apply_nd(x, np.empty_like(x), t[0], s[0], 9, off, None, 1, simd), want)
+
+
 def test_constant_rate_array_is_the_scalar_rate():
     x = _x((16, 4096), np.float32)
     t = np.full(4096, T, dtype=np.uint64)

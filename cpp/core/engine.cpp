@@ -8,6 +8,7 @@
 // range of positions the call touches, and apply it with a broadcast, run by run.
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <vector>
 
 #include "core/driver.hpp"
@@ -312,20 +313,91 @@ double deterministic_sum(const double* v, std::size_t n, std::uint64_t offset, i
     });
 }
 
+namespace {
+
+// Rates that vary along the last axis only (a rate per feature, the common adaptive-dropout case):
+// the thresholds' bit planes over one period, made once for the call (isa_table.hpp
+// PeriodicRates). `ok` is false for other rate arrays, rows too long for the planes to stay in
+// cache, and calls too short to pay for making them; those take the tile-by-tile transposition.
+struct Periodic {
+    std::vector<std::uint32_t> planes, never;
+    std::vector<float> s32;
+    std::vector<double> s64;
+    PeriodicRates pr{};
+    bool ok = false;
+};
+
+template <class T>
+Periodic periodic_rates(const KernelTable& k, std::size_t n, const RateArrays& r, std::uint64_t offset) {
+    Periodic P;
+    const int last = r.ndim - 1;
+    if (last < 0) return P;
+    for (int d = 0; d < last; ++d)
+        if (r.shape[d] > 1 && (r.tstrides[d] != 0 || r.sstrides[d] != 0)) return P;
+    const std::int64_t f = r.shape[last];
+    const std::int64_t period = f / std::gcd<std::int64_t>(f, 32) * 32;
+    if (f < 1 || period > (std::int64_t{1} << 16) || n < 2 * static_cast<std::size_t>(period)) return P;
+    const auto phase = static_cast<std::int64_t>(offset % 32);
+    const auto len = static_cast<std::size_t>(period), groups = len / 32;
+    std::vector<std::uint32_t> t32(len), never(groups, 0), plane(groups);
+    for (std::size_t q = 0; q < len; ++q) {
+        const std::int64_t feat = (static_cast<std::int64_t>(q) + period - phase) % f;
+        const std::uint64_t t = r.t[feat * r.tstrides[last]];
+        t32[q] = t >= (std::uint64_t{1} << 32) ? 0xFFFFFFFFu : static_cast<std::uint32_t>(t);
+        if (t >= (std::uint64_t{1} << 32)) never[q / 32] |= 1u << (q % 32);
+    }
+    const std::size_t row = groups / 4 + kMaxTileWords / 4 + 2;
+    P.planes.assign(32 * 4 * row, 0);
+    for (int p = 0; p < 32; ++p) {
+        k.plane_bits(t32.data(), p, plane.data(), groups);
+        for (std::size_t j = 0; j < row; ++j)
+            for (std::size_t w = 0; w < 4; ++w)
+                P.planes[(static_cast<std::size_t>(p) * 4 + w) * row + j] = plane[(4 * j + w) % groups];
+    }
+    P.never.resize(groups + kMaxTileWords + 4);
+    for (std::size_t q = 0; q < P.never.size(); ++q) P.never[q] = never[q % groups];
+    const std::size_t ns = static_cast<std::size_t>(f) + kMaxTile;
+    if (std::is_same<T, double>::value) {
+        P.s64.resize(ns);
+        for (std::size_t j = 0; j < ns; ++j) P.s64[j] = r.s[static_cast<std::int64_t>(j % static_cast<std::size_t>(f)) * r.sstrides[last]];
+    } else {
+        P.s32.resize(ns);
+        for (std::size_t j = 0; j < ns; ++j)
+            P.s32[j] = static_cast<float>(r.s[static_cast<std::int64_t>(j % static_cast<std::size_t>(f)) * r.sstrides[last]]);
+    }
+    const bool nt = detail::use_streaming(Store::automatic, n * sizeof(T));
+    P.pr = PeriodicRates{f, period, phase, row, P.planes.data(), P.never.data(), P.s32.data(), P.s64.data(), nt};
+    P.ok = true;
+    return P;
+}
+
+template <class T, class General, class Fast>
+void rates_run(const T* x, T* y, std::size_t n, const RateArrays& r, std::uint64_t seed, std::uint64_t offset,
+               int threads, Simd simd, General general, Fast fast) {
+    const KernelTable& k = table(simd);
+    const Periodic P = periodic_rates<T>(k, n, r, offset);
+    if (P.ok) {
+        parallel_chunks(n, offset, threads, false,
+                        [&](std::size_t i0, std::size_t i1) { (k.*fast)(x, y, i0, i1, P.pr, seed, offset); });
+    } else {
+        parallel_chunks(n, offset, threads, false,
+                        [&](std::size_t i0, std::size_t i1) { (k.*general)(x, y, i0, i1, r, seed, offset); });
+    }
+}
+
+}  // namespace
+
 void rates_apply(const float* x, float* y, std::size_t n, const RateArrays& r, std::uint64_t seed,
                  std::uint64_t offset, int threads, Simd simd) {
-    const auto fn = table(simd).rates_f32;
-    parallel_chunks(n, offset, threads, false, [&](std::size_t i0, std::size_t i1) { fn(x, y, i0, i1, r, seed, offset); });
+    rates_run(x, y, n, r, seed, offset, threads, simd, &KernelTable::rates_f32, &KernelTable::periodic_f32);
 }
 void rates_apply(const double* x, double* y, std::size_t n, const RateArrays& r, std::uint64_t seed,
                  std::uint64_t offset, int threads, Simd simd) {
-    const auto fn = table(simd).rates_f64;
-    parallel_chunks(n, offset, threads, false, [&](std::size_t i0, std::size_t i1) { fn(x, y, i0, i1, r, seed, offset); });
+    rates_run(x, y, n, r, seed, offset, threads, simd, &KernelTable::rates_f64, &KernelTable::periodic_f64);
 }
 void rates_apply_f16(const std::uint16_t* x, std::uint16_t* y, std::size_t n, const RateArrays& r,
                      std::uint64_t seed, std::uint64_t offset, int threads, Simd simd) {
-    const auto fn = table(simd).rates_f16;
-    parallel_chunks(n, offset, threads, false, [&](std::size_t i0, std::size_t i1) { fn(x, y, i0, i1, r, seed, offset); });
+    rates_run(x, y, n, r, seed, offset, threads, simd, &KernelTable::rates_f16, &KernelTable::periodic_f16);
 }
 
 void engine_apply(const float* x, float* y, const std::int64_t* shape, const std::uint64_t* pstrides, int ndim,

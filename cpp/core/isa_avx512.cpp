@@ -107,17 +107,6 @@ struct Isa {
         }
     }
 
-    // keep ? x * s_e : +0 with a scale per element (rate arrays), float32; the tail is the skeleton's.
-    static std::size_t apply_scales(const float* x, float* y, std::size_t count, const std::uint8_t* bits,
-                                    unsigned bit0, const float* scales) {
-        std::size_t e = 0;
-        for (; e + 16 <= count; e += 16) {
-            const auto k = static_cast<__mmask16>(bits_at(bits, bit0 + e));
-            _mm512_storeu_ps(y + e, _mm512_maskz_mul_ps(k, unfolded(_mm512_loadu_ps(x + e)), unfolded(_mm512_loadu_ps(scales + e))));
-        }
-        return e;
-    }
-
     // Keep bits to bytes in {0, 1}, 32 at a time (one masked byte move each); the tail is the
     // skeleton's.
     static std::size_t bytes(std::uint8_t* out, std::size_t count, const std::uint8_t* bits, unsigned bit0) {

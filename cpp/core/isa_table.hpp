@@ -7,6 +7,28 @@
 
 namespace dropkit {
 
+// Rates that vary along x's last axis only (skeleton.hpp rates_periodic_range), prepared once per
+// call: element i has feature i mod `features`. The thresholds (clamped to 2^32 - 1) are taken
+// over one period L = lcm(features, 32) of element indices, shifted by `phase` = offset mod 32 so
+// that the 32 positions of a stream word are one word of a plane: word k of plane p has bit j =
+// bit (31 - p) of the threshold of feature (32 k + j - phase) mod features (k < L/32). A tile
+// reads the words k0 + 4 l + w (l < W, w < 4) without wrapping or gathering, so each plane is
+// stored extended past L/32 (word k taken mod L/32) and de-interleaved by k mod 4:
+// planes[(4 p + k % 4) * row + k / 4]. never[k] (extended likewise, not de-interleaved) has the
+// bits of the thresholds 2^32 (dropped whatever u is); scales32/64[j] = the scale of feature
+// j mod features, for j < features + kMaxTile (a tile read from any start).
+inline constexpr std::size_t kMaxTile = 2048;     // 128 positions x 16 lanes (AVX-512)
+inline constexpr std::size_t kMaxTileWords = 64;  // kMaxTile / 32
+struct PeriodicRates {
+    std::int64_t features, period, phase;
+    std::size_t row;
+    const std::uint32_t* planes;
+    const std::uint32_t* never;
+    const float* scales32;
+    const double* scales64;
+    bool nt;  // streaming stores (outputs larger than the caches)
+};
+
 struct KernelTable {
     const char* name;
     void (*philox)(const std::uint32_t* ctr, const std::uint32_t* key, std::uint32_t* out, std::size_t n);
@@ -34,6 +56,14 @@ struct KernelTable {
                       std::uint64_t seed, std::uint64_t offset);
     void (*rates_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t i0, std::size_t i1,
                       const RateArrays& r, std::uint64_t seed, std::uint64_t offset);
+    void (*periodic_f32)(const float* x, float* y, std::size_t i0, std::size_t i1, const PeriodicRates& r,
+                         std::uint64_t seed, std::uint64_t offset);
+    void (*periodic_f64)(const double* x, double* y, std::size_t i0, std::size_t i1, const PeriodicRates& r,
+                         std::uint64_t seed, std::uint64_t offset);
+    void (*periodic_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t i0, std::size_t i1,
+                         const PeriodicRates& r, std::uint64_t seed, std::uint64_t offset);
+    // out[k] bit j = bit (31 - p) of t32[32 k + j], k < nwords
+    void (*plane_bits)(const std::uint32_t* t32, int p, std::uint32_t* out, std::size_t nwords);
     // y[j] = op(x[j], keep[j * step] or mult[j * step])
     void (*ops_f32)(const float* x, float* y, std::size_t len, const OpSpec& op, const std::uint8_t* keep,
                     const float* mult, std::uint64_t step);

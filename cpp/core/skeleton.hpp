@@ -201,8 +201,10 @@ inline void plane_bits(const std::uint32_t* t32, int p, std::uint32_t* out, std:
     }
 }
 
-template <class Isa>
-inline void keep_words_per_position(std::uint64_t seed, std::uint64_t block0, const std::uint32_t* t32,
+// tplanes(p, tw) writes plane p of the tile's thresholds: tw[w][l] = the word of positions
+// 128 (block0 + l) + 32 w + (0..31); never[4 l + w] the same words of the `never` bits.
+template <class Isa, class TPlanes>
+inline void keep_words_with_planes(std::uint64_t seed, std::uint64_t block0, TPlanes&& tplanes,
                                     const std::uint32_t* never, std::uint32_t* words) {
     constexpr int W = Isa::W;
     using V = typename Isa::V;
@@ -212,15 +214,14 @@ inline void keep_words_per_position(std::uint64_t seed, std::uint64_t block0, co
     V eq[4] = {Isa::ones(), Isa::ones(), Isa::ones(), Isa::ones()};
     constexpr int G = Isa::G;  // planes made at once: G interleaved Philox chains
     static_assert(kPlanes % G == 0, "the plane loop steps by G up to plane 31");
-    alignas(64) std::uint32_t tw[4][W];
     for (int p = 0; p < kPlanes; p += G) {
         V u[G][4];
         philox_planes<Isa, G>(vc0, vc1, static_cast<std::uint32_t>(p), vc3, k0, k1, u);
         for (int i = 0; i < G; ++i) {
-            for (int l = 0; l < W; ++l)  // word w of block l: positions 128 l + 32 w + (0..31)
-                for (int w = 0; w < 4; ++w) plane_bits<Isa>(t32 + 128 * l + 32 * w, p + i, &tw[w][l], 1);
+            V tv[4];
+            tplanes(p + i, tv);
             for (int w = 0; w < 4; ++w) {
-                const V t = Isa::load(tw[w]);
+                const V t = tv[w];
                 lt[w] = Isa::bor(lt[w], Isa::band(Isa::bandnot(u[i][w], eq[w]), t));  // u bit 0, t bit 1
                 eq[w] = Isa::bandnot(Isa::bxor(u[i][w], t), eq[w]);
             }
@@ -231,6 +232,18 @@ inline void keep_words_per_position(std::uint64_t seed, std::uint64_t block0, co
     for (int w = 0; w < 4; ++w) Isa::store(tmp[w], lt[w]);
     for (int l = 0; l < W; ++l)
         for (int w = 0; w < 4; ++w) words[4 * l + w] = ~tmp[w][l] & ~never[4 * l + w];
+}
+
+// The thresholds as t32 (see above): plane p transposed from them, tile by tile.
+template <class Isa>
+inline void keep_words_per_position(std::uint64_t seed, std::uint64_t block0, const std::uint32_t* t32,
+                                    const std::uint32_t* never, std::uint32_t* words) {
+    keep_words_with_planes<Isa>(seed, block0, [t32](int p, typename Isa::V (&tv)[4]) {
+        alignas(64) std::uint32_t tw[4][Isa::W];
+        for (int l = 0; l < Isa::W; ++l)  // word w of block l: positions 128 l + 32 w + (0..31)
+            for (int w = 0; w < 4; ++w) plane_bits<Isa>(t32 + 128 * l + 32 * w, p, &tw[w][l], 1);
+        for (int w = 0; w < 4; ++w) tv[w] = Isa::load(tw[w]);
+    }, never, words);
 }
 
 inline bool keep_bit(const std::uint32_t* words, std::size_t p) {
@@ -305,24 +318,35 @@ template <class L>
 struct HasTail<L, std::void_t<decltype(L::kMaskedTail)>> : std::true_type {};
 
 // keep ? x * s : +0 for elements [0, count) of a tile; returns how many it did (all, with a
-// masked tail). With `nt`, non-temporal stores from the first aligned element on (the few before
-// it go through the portable path).
+// masked tail). `s` is one scale, or a pointer to a scale per element (rate arrays; then T is
+// its own compute type: float or double). With `nt`, non-temporal stores from the first aligned
+// element on (the few before it go through the portable path).
 template <class Isa, class T, class S>
 inline std::size_t apply_lanes(const T* x, T* y, std::size_t count, const std::uint8_t* bits, unsigned bit0, S s,
                                bool nt) {
     using L = typename Isa::template Lanes<T>;
-    const auto vs = L::splat(s);
+    constexpr bool per_element = std::is_pointer<S>::value;
+    auto scale = [&](std::size_t e) {
+        if constexpr (per_element) return L::load(s + e);
+        else return L::splat(s);
+    };
+    auto one = [&](std::size_t e) {
+        if constexpr (per_element) return s[e];
+        else return s;
+    };
     std::size_t e = 0;
     if (nt) {
         for (; e < count && reinterpret_cast<std::uintptr_t>(y + e) % L::kAlign != 0; ++e)
-            y[e] = mul_keep(x[e], s, byte_bit(bits, bit0 + e));
-        for (; e + L::N <= count; e += L::N) L::stream(y + e, L::compute(L::load(x + e), vs, L::keep(bits, bit0 + e)));
+            y[e] = mul_keep(x[e], one(e), byte_bit(bits, bit0 + e));
+        for (; e + L::N <= count; e += L::N)
+            L::stream(y + e, L::compute(L::load(x + e), scale(e), L::keep(bits, bit0 + e)));
     } else {
-        for (; e + L::N <= count; e += L::N) L::store(y + e, L::compute(L::load(x + e), vs, L::keep(bits, bit0 + e)));
+        for (; e + L::N <= count; e += L::N)
+            L::store(y + e, L::compute(L::load(x + e), scale(e), L::keep(bits, bit0 + e)));
     }
-    if constexpr (HasTail<L>::value) {
+    if constexpr (HasTail<L>::value && !per_element) {
         if (e < count) {
-            L::tail(x + e, y + e, count - e, L::keep(bits, bit0 + e), vs);
+            L::tail(x + e, y + e, count - e, L::keep(bits, bit0 + e), scale(e));
             return count;
         }
     }
@@ -514,17 +538,6 @@ void continuous_noise_range(float* out, std::size_t i0, std::size_t i1, const Co
 
 // ---- rate arrays (docs/rng.md section 9): a threshold and a scale per element ----------------
 
-// Isa::apply_scales(x, y, count, bits, bit0, scales), if the target has it for T: keep ? x * s_e
-// : +0 with a scale per element; returns how many it did.
-template <class Isa, class T, class CT, class = void>
-struct HasApplyScales : std::false_type {};
-template <class Isa, class T, class CT>
-struct HasApplyScales<Isa, T, CT,
-                      std::void_t<decltype(Isa::apply_scales(static_cast<const T*>(nullptr), static_cast<T*>(nullptr),
-                                                             std::size_t{0}, static_cast<const std::uint8_t*>(nullptr),
-                                                             0u, static_cast<const CT*>(nullptr)))>>
-    : std::true_type {};
-
 // y[i] = keep_i ? x[i] * s_i : +0 for i in [i0, i1), positions offset + i; rates.t and rates.s
 // give element i's threshold and scale through their strides over x's shape (zero along
 // broadcast axes).
@@ -603,14 +616,64 @@ void rates_apply_range(const T* x, T* y, std::size_t i0, std::size_t i1, const R
         }
         keep_words_per_position<Isa>(seed, (g - in_tile) >> kBlockBits, t32, never, words);
         std::size_t e = 0;
-        if constexpr (HasApplyScales<Isa, T, CT>::value)
-            e = Isa::apply_scales(x + i, y + i, count, reinterpret_cast<const std::uint8_t*>(words),
-                                  static_cast<unsigned>(in_tile), sc + in_tile);
+        if constexpr (HasLanes<Isa, T>::value && std::is_same<T, CT>::value)
+            e = apply_lanes<Isa>(x + i, y + i, count, reinterpret_cast<const std::uint8_t*>(words),
+                                 static_cast<unsigned>(in_tile), sc + in_tile, false);
         for (; e < count; ++e) {
             const std::size_t k = static_cast<std::size_t>(in_tile) + e;
             y[i + e] = mul_keep(x[i + e], sc[k], keep_bit(words, k));
         }
         i += count;
+    }
+}
+
+// Rates that vary along the last axis only (a rate per feature): element i has feature
+// i mod F, so the thresholds of the 32 positions of a stream word repeat with the period
+// L = lcm(F, 32). PeriodicRates (engine.cpp) holds their bit planes, made once per call, and each
+// tile gathers its words from them instead of transposing thresholds tile by tile.
+template <class Isa, class T>
+void rates_periodic_range(const T* x, T* y, std::size_t i0, std::size_t i1, const PeriodicRates& pr,
+                          std::uint64_t seed, std::uint64_t offset) {
+    using CT = std::conditional_t<std::is_same<T, double>::value, double, float>;
+    constexpr int W = Isa::W;
+    constexpr std::uint64_t kTile = kBlockSize * W;
+    static_assert(kTile <= kMaxTile, "a tile reads at most kMaxTile scales from its start");
+    const CT* srep = std::is_same<CT, double>::value ? reinterpret_cast<const CT*>(pr.scales64)
+                                                     : reinterpret_cast<const CT*>(pr.scales32);
+    alignas(64) std::uint32_t words[4 * W + 2] = {};
+    std::size_t i = i0;
+    while (i < i1) {
+        const std::uint64_t g = offset + i;
+        const std::uint64_t in_tile = g % kTile;
+        const std::uint64_t left = kTile - in_tile;
+        const std::size_t count = (i1 - i < left) ? i1 - i : static_cast<std::size_t>(left);
+        // The word of positions 32 m + (0..31), 32 m = tile start + 128 l + 32 w, holds element
+        // indices 32 m - offset + (0..31): plane group k0 + 4 l + w, k0 = ((tile start - offset
+        // + phase) mod L) / 32, read without wrapping from the extended, de-interleaved rows.
+        std::int64_t r = (static_cast<std::int64_t>(i) - static_cast<std::int64_t>(in_tile) + pr.phase) % pr.period;
+        if (r < 0) r += pr.period;
+        const auto k0 = static_cast<std::size_t>(r >> 5);
+        if (pr.nt) {  // out of cache: the tile's input arrives while its planes are made (apply_range)
+            const char* p = reinterpret_cast<const char*>(x + i);
+            const char* end = reinterpret_cast<const char*>(x + i + count);
+            for (; p < end; p += 64) __builtin_prefetch(p, 0, 3);
+        }
+        keep_words_with_planes<Isa>(seed, (g - in_tile) >> kBlockBits, [&](int p, typename Isa::V (&tv)[4]) {
+            for (int w = 0; w < 4; ++w) {
+                const std::size_t q = k0 + static_cast<std::size_t>(w);
+                tv[w] = Isa::load(pr.planes + (static_cast<std::size_t>(p) * 4 + q % 4) * pr.row + q / 4);
+            }
+        }, pr.never + k0, words);
+        const CT* sc = srep + (i % static_cast<std::size_t>(pr.features));  // srep[f + e] = scale of feature (f + e) mod F
+        std::size_t e = 0;
+        if constexpr (HasLanes<Isa, T>::value && std::is_same<T, CT>::value)
+            e = apply_lanes<Isa>(x + i, y + i, count, reinterpret_cast<const std::uint8_t*>(words),
+                                 static_cast<unsigned>(in_tile), sc, pr.nt);
+        for (; e < count; ++e) y[i + e] = mul_keep(x[i + e], sc[e], keep_bit(words, static_cast<std::size_t>(in_tile) + e));
+        i += count;
+    }
+    if constexpr (HasLanes<Isa, T>::value) {
+        if (pr.nt) Isa::fence();  // order the streaming stores before anything that follows
     }
 }
 
@@ -630,6 +693,10 @@ KernelTable make_table(const char* name) {
                        &rates_apply_range<Isa, float>,
                        &rates_apply_range<Isa, double>,
                        &rates_apply_range<Isa, std::uint16_t>,
+                       &rates_periodic_range<Isa, float>,
+                       &rates_periodic_range<Isa, double>,
+                       &rates_periodic_range<Isa, std::uint16_t>,
+                       &plane_bits<Isa>,
                        &run_ops<float>,
                        &run_ops<double>,
                        &run_ops<std::uint16_t>,
