@@ -286,6 +286,28 @@ def test_targets_reported_never_fail(run: Dict[str, Any]) -> None:
 # --- pieces --------------------------------------------------------------------------------------
 
 
+def test_variant_target_rows() -> None:
+    """Every variant of VARIANT_GOALS gets a forward and a backward row against np.multiply (and
+    Gaussian the NumPy formula's row), ratios of the medians of interleaved samples."""
+    from dropkit.bench.targets import VARIANT_GOALS, _variant_rows
+
+    n = 2**14
+    rng = np.random.default_rng(0)
+    x, g = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
+    rows = _variant_rows(x, g, np.empty_like(x), 0.5, 3, 3, 0.0, lambda: None, lambda msg: None)
+    keys = [r.key for r in rows]
+    want = [f"{v}_{d}_over_multiply" for v, _ in VARIANT_GOALS for d in ("forward", "backward")]
+    want.insert(want.index("gaussian_backward_over_multiply") + 1, "gaussian_numpy_formula_over_forward")
+    assert keys == want
+    goals = dict(VARIANT_GOALS)
+    for r in rows:
+        assert len(r.num.samples) == 3 and r.den is not None and len(r.den.samples) == 3
+        if r.key.startswith("gaussian_numpy"):
+            assert (r.op, r.goal, r.num.name, r.den.name) == (">=", 8.0, "numpy_formula", "forward")
+        else:
+            assert r.op == "<=" and r.goal == goals[r.key.split("_")[0]] and r.den.name == "multiply"
+
+
 def test_interleaved_rounds_alternate() -> None:
     calls: List[str] = []
     cands = [timing.Candidate(name, (lambda nm=name: calls.append(nm))) for name in "ABC"]

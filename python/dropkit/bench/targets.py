@@ -19,6 +19,16 @@ NumPy formula / forward, big                (rng.random(n, float32) >= rate) * x
 default target / other target               forward rate 0.5, every other available      <= 1.05
                                             SIMD target, big and small
 dropout on 16 elements (us per call)        dropkit.dropout(x16, 0.5, seed=...)          <= 1.0
+variant / multiply, big (each variant of     forward and backward of the registered       <= 1.2
+the registry: spatial 1D/2D/3D, temporal,   dropkit builder (bench/variants.py, rate     (spatial,
+DropPath; alpha, feature-alpha; per-feature 0.5) vs np.multiply(x, 2.0) on the same      temporal,
+rates; Gaussian; concrete)                  array, interleaved per variant               DropPath);
+                                                                                         1.3 alpha;
+                                                                                         1.6 rates;
+                                                                                         2.5 Gauss.;
+                                                                                         3 concrete
+Gaussian NumPy formula / Gaussian forward   x * (1 + s * rng.standard_normal(n,          >= 8
+                                            dtype=float32)) vs dropkit's forward, big
 1 thread / 2 threads, back to back          forward at 2^20, the pool warm               >= 1.8
 2 threads / 1 thread, after 10 ms idle      one call after 10 ms of sleep, 2^18, 2^20    <= 1.25
 2 threads / 1 thread, one core busy         the bench starts a CPU-bound process for     <= 1.25
@@ -43,7 +53,7 @@ import numpy as np
 from .sysinfo import OthersCpu
 from .timing import Candidate, Measurement, measure_interleaved, median, summarize
 
-__all__ = ["GENERAL_RATES", "run_targets", "format_targets", "main"]
+__all__ = ["GENERAL_RATES", "VARIANT_GOALS", "run_targets", "format_targets", "main"]
 
 #: Rates without a short binary expansion: many bit planes per tile (docs/rng.md section 4).
 GENERAL_RATES = (0.1, 0.2, 0.3, 0.9)
@@ -65,6 +75,51 @@ def _verdict(value: float, op: str, goal: float) -> bool:
     return value <= goal if op == "<=" else value >= goal
 
 
+#: The variants' speed goals (issue 7), ratio to np.multiply at the big size, forward and backward.
+VARIANT_GOALS: Tuple[Tuple[str, float], ...] = (
+    ("spatial1d", 1.2), ("spatial2d", 1.2), ("spatial3d", 1.2), ("temporal", 1.2), ("droppath", 1.2),
+    ("alpha", 1.3), ("feature-alpha", 1.3), ("feature-rates", 1.6), ("gaussian", 2.5), ("concrete", 3.0),
+)
+
+
+def _variant_rows(x: np.ndarray, g: np.ndarray, y_mul: np.ndarray, rate: float, seed: int, rounds: int,
+                  min_sample_time: float, one: Callable[[], None],
+                  log: Callable[[str], None]) -> List[_Row]:
+    """Forward and backward of each registered variant of VARIANT_GOALS against np.multiply.
+
+    Variant by variant (its own interleaved group, so that only one variant's output buffers are
+    alive at a time), on views of the same arrays in the variant's own layout.
+    """
+    from .variants import Case, VARIANTS, register_broadcast_variants  # noqa: PLC0415
+
+    register_broadcast_variants()
+    n = x.size
+    rows: List[_Row] = []
+    for name, goal in VARIANT_GOALS:
+        v = VARIANTS.get(name)
+        if v is None:
+            continue
+        shape = v.shape(n)
+        xs, gs, ms = x.reshape(shape), g.reshape(shape), y_mul.reshape(shape)
+        k = v.dropkit(Case(xs, gs, rate, seed), "core")
+        cands = [Candidate("multiply", lambda: np.multiply(xs, 2.0, out=ms), one),
+                 Candidate("forward", k.forward, one), Candidate("backward", k.backward, one)]
+        if name == "gaussian":
+            rng = np.random.default_rng(seed + 2)
+            sigma = np.float32((rate / (1.0 - rate)) ** 0.5)
+            cands.append(Candidate("numpy_formula",
+                                   lambda: xs * (1 + sigma * rng.standard_normal(n, dtype=np.float32)), one))
+        log(f"variant {name}: forward, backward, multiply ({rounds} rounds)")
+        m = measure_interleaved(cands, repeats=rounds, warmup=1, warmup_time=0.05, min_sample_time=min_sample_time)
+        rows += [_Row(f"{name}_{d}_over_multiply", f"{name} {d} / multiply", "<=", goal, m[d], m["multiply"], n, "1")
+                 for d in ("forward", "backward")]
+        if name == "gaussian":
+            rows.append(_Row("gaussian_numpy_formula_over_forward", "Gaussian NumPy formula / forward", ">=", 8.0,
+                             m["numpy_formula"], m["forward"], n, "1"))
+        del k, cands, m
+    return rows
+
+
 def _busy_process() -> "subprocess.Popen[bytes]":
     """A CPU-bound child (one core's worth), stopped by the caller."""
     return subprocess.Popen([sys.executable, "-c", "while True: pass"],
@@ -80,12 +135,14 @@ def run_targets(
     rounds: int = 15,
     min_sample_time: float = 0.01,
     two_threads: int = 2,
+    variants: bool = True,
     progress: Optional[TextIO] = sys.stderr,
 ) -> Dict[str, Any]:
     """Measure every target row; return them with every sample (JSON-ready).
 
     ``n`` is the big (out-of-cache) size, ``n_threads_case`` the small (in-cache) size of the
     thread rows and of the small single-thread rows; ``rate`` is the standard rate (0.5).
+    ``variants``: also the rows of every variant (VARIANT_GOALS) at the big size.
     """
     import dropkit  # noqa: PLC0415
 
@@ -181,6 +238,9 @@ def run_targets(
                           1.3 if big else 1.6, m[f"forward_rate_{r:g}"], mul, size, "1") for r in GENERAL_RATES]
             rows += [_Row(f"default_over_{t}_{where}", f"forward, {simd_before} / {t}", "<=", 1.05,
                           m["forward"], m[f"forward_{t}"], size, "1") for t in targets if t != simd_before]
+
+        if variants:
+            rows += _variant_rows(x, g, y_mul, rate, seed, rounds, min_sample_time, one, log)
 
         log(f"16 elements: dropkit.dropout and np.multiply ({rounds} rounds)")
         m = measure_interleaved(
