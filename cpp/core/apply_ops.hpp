@@ -132,6 +132,48 @@ void affine_const(const T* x, T* y, std::size_t len, const Op<typename Compute<T
     for (std::size_t j = 0; j < len; ++j) y[j] = C::out(pick(keep, (C::in(x[j]) * a) + b, fill));
 }
 
+// Concrete dropout's backward over one segment of a sum chunk (docs/rng.md 13.3, engine.cpp):
+// dx[e] = g[e] * m_e with m_e = kappa[e] * scale32, and the binary64 summand
+// v_e = ((g[e] * x[e]) * m_e) * (p - z_e * inv_t), z_e = 1 - kappa[e], added to the lane
+// accumulator acc[(lane0 + e) % 16] in increasing e (section 15). Whole groups of 16 lanes go
+// through a loop the compiler vectorizes (each lane still adds its summands in order); dx may
+// be g (each g[e] is read before dx[e] is written).
+template <class T>
+void concrete_grad(const T* g, const T* x, T* dx, std::size_t len, const float* kappa, float scale32, double p,
+                   double inv_t, unsigned lane0, double* acc) {
+    using C = Compute<T>;
+    auto one = [&](std::size_t e, double& a) {
+        const float m = kappa[e] * scale32;
+        const float z = 1.0f - kappa[e];
+        const double phi = p - static_cast<double>(z) * inv_t;
+        const T ge = g[e];
+        a += ((static_cast<double>(C::in(ge)) * static_cast<double>(C::in(x[e]))) * static_cast<double>(m)) * phi;
+        dx[e] = mul_m_any(ge, m);
+    };
+    std::size_t e = 0;
+    for (; e < len && (lane0 + e) % 16 != 0; ++e) one(e, acc[(lane0 + e) % 16]);
+    for (; e + 16 <= len; e += 16) {
+        double v[16];
+        float m[16];
+        for (int j = 0; j < 16; ++j) {
+            m[j] = kappa[e + j] * scale32;
+            const float z = 1.0f - kappa[e + j];
+            const double phi = p - static_cast<double>(z) * inv_t;
+            v[j] = ((static_cast<double>(C::in(g[e + j])) * static_cast<double>(C::in(x[e + j]))) *
+                    static_cast<double>(m[j])) * phi;
+        }
+        for (int j = 0; j < 16; ++j) dx[e + j] = mul_m_any(g[e + j], m[j]);
+        for (int j = 0; j < 16; ++j) acc[j] += v[j];
+    }
+    for (; e < len; ++e) one(e, acc[(lane0 + e) % 16]);
+}
+
+template <class T>
+void concrete_grad_entry(const T* g, const T* x, T* dx, std::size_t len, const float* kappa,
+                         const ConcreteBackward& c, unsigned lane0, double* acc) {
+    concrete_grad(g, x, dx, len, kappa, c.scale32, c.p, c.inv_t, lane0, acc);
+}
+
 // The table's entry points: OpSpec in, the loops above.
 template <class T>
 void run_ops(const T* x, T* y, std::size_t len, const OpSpec& spec, const std::uint8_t* keep, const float* mult,

@@ -237,15 +237,11 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
 
 namespace {
 
-inline double widen(float v) { return v; }
-inline double widen(double v) { return v; }
-inline double widen(std::uint16_t v) { return half_to_float(v); }
-
 // The deterministic sum of docs/rng.md 15 over elements [0, n) at reduction positions offset + i:
 // chunks of kChunk positions (the thread chunks), 16 lane accumulators keyed by position mod 16
-// and folded 8, 4, 2, 1, then the chunks' partials left to right. segment(i, len, g0, add) makes
-// the summands of elements [i, i + len) (all in the chunk of g0 = offset + i) and hands each to
-// add(e, v), in increasing e.
+// and folded 8, 4, 2, 1, then the chunks' partials left to right. segment(i, len, g0, acc) makes
+// the summands of elements [i, i + len) (all in the chunk of g0 = offset + i) and adds each to
+// acc[(g0 + e) % 16], in increasing e.
 template <class Segment>
 double chunked_sum(std::size_t n, std::uint64_t offset, int threads, Segment&& segment) {
     if (n == 0) return 0.0;
@@ -257,7 +253,7 @@ double chunked_sum(std::size_t n, std::uint64_t offset, int threads, Segment&& s
             const std::uint64_t g0 = offset + i;
             const std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(i1 - i, kChunk - g0 % kChunk));
             double acc[16] = {};
-            segment(i, len, g0, [&](std::size_t e, double v) { acc[(g0 + e) % 16] += v; });
+            segment(i, len, g0, acc);
             for (int h = 8; h >= 1; h /= 2)
                 for (int l = 0; l < h; ++l) acc[l] = acc[l] + acc[l + h];
             partial[static_cast<std::size_t>(g0 / kChunk - c_first)] = acc[0];
@@ -269,24 +265,31 @@ double chunked_sum(std::size_t n, std::uint64_t offset, int threads, Segment&& s
     return total;
 }
 
+inline void concrete_grad(const KernelTable& k, const float* g, const float* x, float* dx, std::size_t len,
+                          const float* kappa, const ConcreteBackward& c, unsigned lane0, double* acc) {
+    k.concrete_grad_f32(g, x, dx, len, kappa, c, lane0, acc);
+}
+inline void concrete_grad(const KernelTable& k, const double* g, const double* x, double* dx, std::size_t len,
+                          const float* kappa, const ConcreteBackward& c, unsigned lane0, double* acc) {
+    k.concrete_grad_f64(g, x, dx, len, kappa, c, lane0, acc);
+}
+inline void concrete_grad(const KernelTable& k, const std::uint16_t* g, const std::uint16_t* x, std::uint16_t* dx,
+                          std::size_t len, const float* kappa, const ConcreteBackward& c, unsigned lane0,
+                          double* acc) {
+    k.concrete_grad_f16(g, x, dx, len, kappa, c, lane0, acc);
+}
+
 template <class T>
 double concrete_backward_impl(const T* g, const T* x, T* dx, std::size_t n, const ConcreteBackward& c,
                               std::uint64_t seed, std::uint64_t offset, int threads, Simd simd) {
     const KernelTable& k = table(simd);
     // kappa itself: the concrete noise with scale 1 (kappa * 1 is kappa exactly)
     const ContinuousNoise kap{ContinuousKind::concrete, c.theta32, c.inv_t32, 1.0f};
-    return chunked_sum(n, offset, threads, [&](std::size_t i, std::size_t len, std::uint64_t g0, auto&& add) {
+    return chunked_sum(n, offset, threads, [&](std::size_t i, std::size_t len, std::uint64_t g0, double* acc) {
         thread_local std::vector<float> kappa;
         kappa.resize(kChunk);
         k.continuous_noise(kappa.data(), 0, len, kap, seed, g0);
-        for (std::size_t e = 0; e < len; ++e) {
-            const float kp = kappa[e];
-            const float m = kp * c.scale32;
-            const float z = 1.0f - kp;
-            const double phi = c.p - static_cast<double>(z) * c.inv_t;
-            add(e, ((widen(g[i + e]) * widen(x[i + e])) * static_cast<double>(m)) * phi);
-            dx[i + e] = mul_m_any(g[i + e], m);  // after g[i + e] is read: dx may be g
-        }
+        concrete_grad(k, g + i, x + i, dx + i, len, kappa.data(), c, static_cast<unsigned>(g0 % 16), acc);
     });
 }
 
@@ -308,8 +311,8 @@ double concrete_backward_f16(const std::uint16_t* g, const std::uint16_t* x, std
 
 double deterministic_sum(const double* v, std::size_t n, std::uint64_t offset, int threads, Simd simd) {
     (void)simd;  // plain binary64 adds in the order of docs/rng.md 15 (no target-specific code)
-    return chunked_sum(n, offset, threads, [&](std::size_t i, std::size_t len, std::uint64_t, auto&& add) {
-        for (std::size_t e = 0; e < len; ++e) add(e, v[i + e]);
+    return chunked_sum(n, offset, threads, [&](std::size_t i, std::size_t len, std::uint64_t g0, double* acc) {
+        for (std::size_t e = 0; e < len; ++e) acc[(g0 + e) % 16] += v[i + e];
     });
 }
 

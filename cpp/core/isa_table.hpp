@@ -64,6 +64,13 @@ struct KernelTable {
                          const PeriodicRates& r, std::uint64_t seed, std::uint64_t offset);
     // out[k] bit j = bit (31 - p) of t32[32 k + j], k < nwords
     void (*plane_bits)(const std::uint32_t* t32, int p, std::uint32_t* out, std::size_t nwords);
+    // concrete backward over a sum segment: dx = g * kappa * scale, summands into acc[(lane0 + e) % 16]
+    void (*concrete_grad_f32)(const float* g, const float* x, float* dx, std::size_t len, const float* kappa,
+                              const ConcreteBackward& c, unsigned lane0, double* acc);
+    void (*concrete_grad_f64)(const double* g, const double* x, double* dx, std::size_t len, const float* kappa,
+                              const ConcreteBackward& c, unsigned lane0, double* acc);
+    void (*concrete_grad_f16)(const std::uint16_t* g, const std::uint16_t* x, std::uint16_t* dx, std::size_t len,
+                              const float* kappa, const ConcreteBackward& c, unsigned lane0, double* acc);
     // y[j] = op(x[j], keep[j * step] or mult[j * step])
     void (*ops_f32)(const float* x, float* y, std::size_t len, const OpSpec& op, const std::uint8_t* keep,
                     const float* mult, std::uint64_t step);
