@@ -69,15 +69,17 @@ def test_core_equals_reference(name, dtype, shape, noise_shape):
 
 @pytest.mark.parametrize("name", sorted(KERNELS))
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
-def test_broadcast_runs_above_the_streaming_threshold(name, dtype):
-    """Outputs larger than STREAMING_THRESHOLD_BYTES take the streaming broadcast path (a lane mask
-    per run, the input read either way): runs of 37 elements start at every alignment, so the
-    scalar head and tail of each run are exercised too; specials sit in dropped and kept runs."""
-    n_runs = _core.STREAMING_THRESHOLD_BYTES // (37 * np.dtype(dtype).itemsize) + 1000
-    shape = (n_runs // 50, 50, 37)
+@pytest.mark.parametrize("run", [37, 5003])
+def test_broadcast_runs_above_the_streaming_threshold(name, dtype, run):
+    """Outputs larger than STREAMING_THRESHOLD_BYTES take the streaming broadcast path (runs
+    applied as one contiguous range, block by block, keep bits expanded per run): runs of 37
+    elements start at every alignment and several share a block; runs of 5003 span blocks;
+    specials sit in dropped and kept runs."""
+    n_runs = _core.STREAMING_THRESHOLD_BYTES // (run * np.dtype(dtype).itemsize) + 100
+    shape = (n_runs // 10, 10, run)
     x = _x(shape, dtype, seed=5)
-    x[:, :, 36] = np.nan  # the last element of every run (dropped ones must give the fill)
-    ps = R.noise_pstrides(shape, (shape[0], 50, 1))
+    x[:, :, run - 1] = np.nan  # the last element of every run (dropped ones must give the fill)
+    ps = R.noise_pstrides(shape, (shape[0], 10, 1))
     run = KERNELS[name]
     want = run(R, x, np.empty_like(x), 7, ps, 1, "")
     for simd in TARGETS:

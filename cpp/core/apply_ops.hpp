@@ -93,32 +93,95 @@ void apply_const(const T* x, T* y, std::size_t len, const Op<typename Compute<T>
     }
 }
 
-// A broadcast run of the scale or multiply form with streaming stores (targets with Lanes<T>):
-// keep ? x * s : +0 through the target's apply lanes, the same IEEE operations as apply_const
-// (`x * m` is the kept form with s = m). The input of a dropped run is read all the same and the
-// keep decision is a lane mask, not a branch: skipping the reads of dropped runs at random breaks
-// the hardware prefetcher's streams, and at rate 0.5 that cost 1.7x np.multiply at 2^24 against
-// 1.1x this way (bench spatial2d). Returns false for the affine form (apply_affine_const's).
-template <class Isa, class T>
-bool stream_const(const T* x, T* y, std::size_t len, const Op<typename Compute<T>::CT>& op, bool keep, float mult) {
+// The outer multi-index of a run and its noise position, stepped run by run (no division per run).
+struct RunWalker {
+    const RunMap& rm;
+    std::int64_t idx[kMaxRunDims];
+    std::uint64_t base = 0;
+    RunWalker(const RunMap& map, std::size_t r) : rm(map) {
+        for (int d = rm.outer - 1; d >= 0; --d) {
+            idx[d] = static_cast<std::int64_t>(r % static_cast<std::size_t>(rm.shape[d]));
+            base += static_cast<std::uint64_t>(idx[d]) * rm.ps[d];
+            r /= static_cast<std::size_t>(rm.shape[d]);
+        }
+    }
+    void next() {
+        for (int d = rm.outer - 1; d >= 0; --d) {
+            base += rm.ps[d];
+            if (++idx[d] < rm.shape[d]) return;
+            base -= static_cast<std::uint64_t>(idx[d]) * rm.ps[d];
+            idx[d] = 0;
+        }
+    }
+};
+
+// Set bits [j, j + n) of a little-endian bit array (the others untouched).
+inline void set_bits(std::uint8_t* bits, std::size_t j, std::size_t n) {
+    for (; n > 0 && (j & 7) != 0; ++j, --n) bits[j >> 3] |= static_cast<std::uint8_t>(1u << (j & 7));
+    std::memset(bits + (j >> 3), 0xFF, n >> 3);
+    j += n & ~std::size_t{7};
+    for (n &= 7; n > 0; ++j, --n) bits[j >> 3] |= static_cast<std::uint8_t>(1u << (j & 7));
+}
+
+// Runs r0 .. r1 - 1 of one noise value each (step 0), scale or multiply form, with streaming
+// stores (targets with Lanes<T>): the runs are adjacent in memory, so they are applied as one
+// contiguous range through apply_lanes, block by block, with each block's keep bits (or
+// multipliers) expanded from its runs. One stream of whole-line stores: applying run by run
+// would mix ordinary and streaming stores in the lines where runs meet whenever a run boundary
+// is not 64-byte aligned (NumPy's large arrays are 16-byte aligned), and each such line then
+// costs a round trip to memory (5x np.multiply with AVX2 on runs of 256 floats). Every input is
+// read, dropped or not: skipping the reads of dropped runs at random breaks the hardware
+// prefetcher's streams (1.7x np.multiply at rate 0.5 against 1.0x). The same IEEE operations as
+// apply_const: `x * m` is the kept scale with s = m. Returns false (nothing done) for the
+// affine form and for float16 multipliers.
+template <class Isa, class T, class W>
+bool stream_runs(const T* x, T* y, std::size_t r0, std::size_t r1, const RunMap& rm,
+                 const Op<typename Compute<T>::CT>& op, const std::uint8_t* keep, const float* mult, W&& walker) {
+    using CT = typename Compute<T>::CT;
     if constexpr (HasLanes<Isa, T>::value) {
-        using L = typename Isa::template Lanes<T>;
-        using CT = typename Compute<T>::CT;
-        if (op.kind == OpKind::affine) return false;
-        static const std::uint8_t bytes[2][8] = {{0, 0, 0, 0, 0, 0, 0, 0},
-                                                 {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}};
-        const bool on = keep || op.kind == OpKind::multiply;
-        const auto k = L::keep(bytes[on ? 1 : 0], 0);
-        const auto vs = L::splat(op.kind == OpKind::multiply ? static_cast<CT>(mult) : op.a);
-        std::size_t e = 0;
-        for (; e < len && reinterpret_cast<std::uintptr_t>(y + e) % L::kAlign != 0; ++e) {}
-        const std::size_t head = e;
-        for (; e + L::N <= len; e += L::N) L::stream(y + e, L::compute(L::load(x + e), vs, k));
-        if (head != 0) apply_const(x, y, head, op, keep, mult);
-        if (e != len) apply_const(x + e, y + e, len - e, op, keep, mult);
+        const bool multiply = op.kind == OpKind::multiply;
+        if (op.kind == OpKind::affine || (multiply && !std::is_same<T, CT>::value)) return false;
+        constexpr std::size_t kBlock = 4096;  // elements; a multiple of every target's line
+        alignas(64) std::uint8_t bits[kBlock / 8 + 8];
+        alignas(64) CT sc[kBlock];
+        std::size_t in_run = 0;  // elements of the current run already placed
+        std::size_t e = r0 * rm.len;
+        const std::size_t end = r1 * rm.len;
+        // the first block ends on a 64-byte boundary of y, so that every later one starts on one
+        const std::size_t skew = (reinterpret_cast<std::uintptr_t>(y + e) % 64) / sizeof(T);
+        std::size_t cnt = std::min(end - e, kBlock - skew);
+        while (e < end) {
+            std::memset(bits, multiply ? 0xFF : 0, sizeof bits);
+            for (std::size_t j = 0; j < cnt;) {
+                const std::size_t take = std::min(rm.len - in_run, cnt - j);
+                const auto b = static_cast<std::size_t>(walker.base);
+                if (multiply)
+                    std::fill(sc + j, sc + j + take, static_cast<CT>(mult[b]));
+                else if (keep == nullptr || keep[b] != 0)
+                    set_bits(bits, j, take);
+                j += take;
+                in_run += take;
+                if (in_run == rm.len) {
+                    in_run = 0;
+                    walker.next();
+                }
+            }
+            std::size_t done = 0;
+            if (multiply) {
+                if constexpr (std::is_same<T, CT>::value) {
+                    done = apply_lanes<Isa>(x + e, y + e, cnt, bits, 0, static_cast<const CT*>(sc), true);
+                    for (; done < cnt; ++done) y[e + done] = mul_keep(x[e + done], sc[done], true);
+                }
+            } else {
+                done = apply_lanes<Isa>(x + e, y + e, cnt, bits, 0, op.a, true);
+                for (; done < cnt; ++done) y[e + done] = mul_keep(x[e + done], op.a, byte_bit(bits, done));
+            }
+            e += cnt;
+            cnt = std::min(end - e, kBlock);
+        }
         return true;
     } else {
-        (void)x, (void)y, (void)len, (void)op, (void)keep, (void)mult;
+        (void)x, (void)y, (void)r0, (void)r1, (void)rm, (void)op, (void)keep, (void)mult, (void)walker;
         return false;
     }
 }
@@ -181,28 +244,6 @@ void run_ops(const T* x, T* y, std::size_t len, const OpSpec& spec, const std::u
     apply_run(x, y, len, Op<typename Compute<T>::CT>(spec), keep, mult, step);
 }
 
-// The outer multi-index of a run and its noise position, stepped run by run (no division per run).
-struct RunWalker {
-    const RunMap& rm;
-    std::int64_t idx[kMaxRunDims];
-    std::uint64_t base = 0;
-    RunWalker(const RunMap& map, std::size_t r) : rm(map) {
-        for (int d = rm.outer - 1; d >= 0; --d) {
-            idx[d] = static_cast<std::int64_t>(r % static_cast<std::size_t>(rm.shape[d]));
-            base += static_cast<std::uint64_t>(idx[d]) * rm.ps[d];
-            r /= static_cast<std::size_t>(rm.shape[d]);
-        }
-    }
-    void next() {
-        for (int d = rm.outer - 1; d >= 0; --d) {
-            base += rm.ps[d];
-            if (++idx[d] < rm.shape[d]) return;
-            base -= static_cast<std::uint64_t>(idx[d]) * rm.ps[d];
-            idx[d] = 0;
-        }
-    }
-};
-
 // Runs r0 .. r1 - 1 of a broadcast apply (kernels.hpp RunMap), the noise at noise size in keep
 // (bytes) or mult (multipliers; keep is then null).
 template <class Isa, class T>
@@ -210,6 +251,10 @@ void run_runs(const T* x, T* y, std::size_t r0, std::size_t r1, const RunMap& rm
               const std::uint8_t* keep, const float* mult) {
     const Op<typename Compute<T>::CT> op(spec);
     RunWalker at(rm, r0);
+    if (rm.nt && rm.step == 0 && stream_runs<Isa>(x, y, r0, r1, rm, op, keep, mult, at)) {
+        if constexpr (HasLanes<Isa, T>::value) Isa::fence();  // order the streaming stores
+        return;
+    }
     for (std::size_t q = r0; q < r1; ++q) {
         const T* xr = x + q * rm.len;
         T* yr = y + q * rm.len;
@@ -217,8 +262,7 @@ void run_runs(const T* x, T* y, std::size_t r0, std::size_t r1, const RunMap& rm
         if (rm.step == 0) {
             const bool kept = keep == nullptr || keep[b] != 0;
             const float mu = mult != nullptr ? mult[b] : 0.0f;
-            if (rm.nt && stream_const<Isa>(xr, yr, rm.len, op, kept, mu)) {
-            } else if (op.kind == OpKind::affine) {
+            if (op.kind == OpKind::affine) {
                 affine_const(xr, yr, rm.len, op, kept);
             } else {
                 apply_const(xr, yr, rm.len, op, kept, mu);
@@ -228,9 +272,6 @@ void run_runs(const T* x, T* y, std::size_t r0, std::size_t r1, const RunMap& rm
                       rm.step);
         }
         at.next();
-    }
-    if constexpr (HasLanes<Isa, T>::value) {
-        if (rm.nt) Isa::fence();  // order the streaming stores before anything that follows
     }
 }
 
