@@ -183,12 +183,130 @@ def test_constant_rate_array_is_the_scalar_rate():
     _same(y, dropkit.dropout(x, RATE, seed=5, offset=3))
 
 
-def test_rate_arrays_need_the_default_map():
-    x = np.ones((4, 5), np.float32)
-    with pytest.raises(TypeError, match="reference"):
-        _core.bernoulli_apply_nd(x, np.empty_like(x), np.full(5, T), 2.0, 1, 0, R.noise_pstrides(x.shape, (4, 1)), 1, "")
+def test_rate_arrays_take_any_position_map():
+    """The core runs rate arrays with a broadcast map itself (no TypeError, no reference fallback);
+    rate arrays that do not broadcast to x are still refused."""
+    x = _x((4, 5), np.float32)
+    t = np.array([0, T, 2**31, 2**32 - 1, 2**32], np.uint64)
+    ps = R.noise_pstrides(x.shape, (4, 1))
+    want = R.bernoulli_apply_nd(x, np.empty_like(x), t, 2.0, 1, 0, ps)
+    _same(_core.bernoulli_apply_nd(x, np.empty_like(x), t, 2.0, 1, 0, ps, 1, ""), want)
     with pytest.raises(ValueError, match="broadcast"):
         _core.bernoulli_apply_nd(x, np.empty_like(x), np.full(3, T), 2.0, 1, 0, None, 1, "")
+    with pytest.raises(ValueError, match="broadcast"):
+        _core.bernoulli_apply_nd(x, np.empty_like(x), np.full(3, T), 2.0, 1, 0, ps, 1, "")
+    with pytest.raises(ValueError, match="2\\*\\*64"):
+        _core.bernoulli_apply_nd(x, np.empty_like(x), t, 2.0, 1, 2**64 - 3, ps, 1, "")
+
+
+# Rate arrays x position maps (docs/rng.md sections 8 and 9): (shape, noise_shape or "block", rate shape).
+# "block": x is the block [10:290, 50:650] of a (300, 700) array with its global strides (8.2),
+# positions spread out over more than x.size (the sparse path, windows of uniforms).
+RATE_MAPS = [
+    ((3, 5, 7, 11), (3, 5, 1, 1), (1, 5, 1, 11)),
+    ((4, 9, 33), (4, 1, 33), (9, 1)),  # rates differ along the broadcast axis
+    ((2, 3, 4), (1, 3, 1), (2, 1, 4)),
+    ((64, 1100), (64, 1), (1100,)),  # DropPath-like: one position per sample, several thread chunks
+    ((280, 600), "block", (600,)),
+    ((280, 600), "block", (280, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("shape,noise_shape,rshape", RATE_MAPS, ids=str)
+def test_rate_arrays_with_position_maps_core_equals_reference(dtype, shape, noise_shape, rshape):
+    """Elements sharing a position share u but compare with their own thresholds: the core's
+    uniform words at noise size (dense) or over windows (a block) give the reference's bits on
+    every target, thread count and offset; specials in x; rates 0, 1 and 1 - 2**-40 (t = 2**32)."""
+    rng = np.random.default_rng(len(shape) + rshape[-1])
+    x = _x(shape, dtype, seed=2)
+    rates = rng.uniform(0, 1, rshape)
+    rates.reshape(-1)[:3] = [0.0, 1.0, 1 - 2.0**-40]  # keep all, drop all, threshold 2**32
+    t = R.rate_thresholds(rates)
+    s = R.rate_scales(rates, dtype)
+    if noise_shape == "block":
+        ps, corner = R.block_pstrides((300, 700)), 10 * 700 + 50
+    else:
+        ps, corner = R.noise_pstrides(shape, noise_shape), 0
+    for off in (0, 3, 2**40 + 5):
+        want = R.bernoulli_apply_nd(x, np.empty_like(x), t, s, 13, off + corner, ps)
+        for simd in TARGETS:
+            for threads in (1, 2, 3):
+                _same(_core.bernoulli_apply_nd(x, np.empty_like(x), t, s, 13, off + corner, ps, threads, simd), want)
+    y = x.copy()  # in place
+    _core.bernoulli_apply_nd(y, y, t, s, 13, off + corner, ps, 2, "")
+    _same(y, want)
+
+
+def _stream_u(seed, offset, n):
+    """u(g) for g = offset .. offset + n - 1, built from philox4x32_10 as docs/rng.md section 3 says."""
+    b0, b1 = offset // 128, (offset + n - 1) // 128
+    counter = np.array([[[b % 2**32, b // 2**32, p, 0] for p in range(32)] for b in range(b0, b1 + 1)], np.uint32)
+    words = dropkit.philox4x32_10(counter, np.array([seed % 2**32, seed // 2**32], np.uint32), backend="numpy")
+    lanes = np.arange(128)
+    bits = (words[:, :, lanes // 32].astype(np.uint64) >> (lanes % 32).astype(np.uint64)) & np.uint64(1)
+    u = (bits << (np.uint64(31) - np.arange(32, dtype=np.uint64))[None, :, None]).sum(axis=1, dtype=np.uint64)
+    return u.reshape(-1)[offset - 128 * b0:][:n]
+
+
+@pytest.mark.parametrize("noise_shape", [(4, 1, 33), "block"], ids=str)
+def test_rate_arrays_threshold_ties(noise_shape):
+    """Thresholds u(pos) - 1, u(pos) and u(pos) + 1 along the broadcast axis: elements sharing a
+    position compare the same u with their own thresholds, kept iff u >= t (ties kept), on every
+    target and thread count (dense path, and the windows of a block of a larger array)."""
+    off, seed = 2**40 + 5, 17
+    if noise_shape == "block":  # x[2:5, 3:12, 10:43] of a (6, 14, 50) array
+        shape, ps, off = (3, 9, 33), R.block_pstrides((6, 14, 50)), off + 2 * 700 + 3 * 50 + 10
+    else:
+        shape, ps = (4, 9, 33), R.noise_pstrides((4, 9, 33), noise_shape)
+    x = _x(shape, np.float32, seed=6)
+    rel = sum(i * p for i, p in zip(np.indices(shape), ps))  # pos - off (section 8)
+    u = _stream_u(seed, off, int(rel.max()) + 1)[rel]
+    delta = np.array([-1, 0, 1], np.int64)[np.arange(shape[1]) % 3][None, :, None]
+    t = np.clip(u.astype(np.int64) + delta, 0, 2**32).astype(np.uint64)
+    s = np.float32(1.25)
+    want = np.where(u >= t, x * s, np.float32(0.0))
+    assert (u >= t).any() and (u < t).any()
+    _same(R.bernoulli_apply_nd(x, np.empty_like(x), t, s, seed, off, ps), want)
+    for simd in TARGETS:
+        for threads in (1, 2, 3):
+            _same(_core.bernoulli_apply_nd(x, np.empty_like(x), t, s, seed, off, ps, threads, simd), want)
+
+
+def test_rate_arrays_of_a_block_are_the_slice_of_the_whole():
+    """8.2 with rate arrays: a block with the global strides and its corner's offset (the sparse
+    path) gives the slice of the whole call (the default map, rates_apply)."""
+    g = _x((300, 700), np.float32, seed=3)
+    rates = np.random.default_rng(4).uniform(0, 1, (300, 1))
+    t, s = R.rate_thresholds(rates), R.rate_scales(rates, np.float32)
+    whole = _core.bernoulli_apply_nd(g, np.empty_like(g), t, s, 11, 7, None, 2, "")
+    blk = np.ascontiguousarray(g[10:290, 50:650])
+    part = _core.bernoulli_apply_nd(blk, np.empty_like(blk), t[10:290], s[10:290], 11, 7 + 10 * 700 + 50,
+                                    R.block_pstrides(g.shape), 2, "")
+    _same(part, whole[10:290, 50:650])
+
+
+def test_rate_arrays_with_negative_strides():
+    x = _x((6, 50, 40), np.float64)
+    rates = np.random.default_rng(8).uniform(0, 1, (50, 40))
+    t, s = R.rate_thresholds(rates)[::-1, ::-1], R.rate_scales(rates, np.float64)[::-1]
+    ps = R.noise_pstrides(x.shape, (6, 1, 40))
+    want = R.bernoulli_apply_nd(x, np.empty_like(x), t, s, 3, 9, ps)
+    for simd in TARGETS:
+        _same(_core.bernoulli_apply_nd(x, np.empty_like(x), t, s, 3, 9, ps, 2, simd), want)
+
+
+def test_dropout_nd_runs_rate_arrays_with_noise_shape_in_the_core(monkeypatch):
+    """dropkit.dropout_nd(rate=<array>, noise_shape=...) on the core never calls the reference."""
+    x = _x((8, 16, 30), np.float32)
+    rates = np.random.default_rng(9).uniform(0, 1, (16, 1))
+    want = dropkit.dropout_nd(x, rates, seed=5, offset=2, noise_shape=(8, 1, 30), backend="numpy")
+
+    def boom(*args, **kwargs):
+        raise AssertionError("the reference ran")
+
+    monkeypatch.setattr(R, "bernoulli_apply_nd", boom)
+    _same(dropkit.dropout_nd(x, rates, seed=5, offset=2, noise_shape=(8, 1, 30), backend="core"), want)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)

@@ -82,15 +82,11 @@ bool is_array(const py::object& v) {
 }
 
 // Rate arrays (docs/rng.md section 9): thresholds and scales broadcast to x's shape (views, no
-// copy of x's size), read through their strides by the core.
+// copy of x's size), read through their strides by the core; any position map (section 8).
 py::array rates_call(const py::array& x, py::array& out, const py::object& threshold, const py::object& scale,
                      std::uint64_t seed, std::uint64_t offset, const py::object& pstrides, int threads,
                      const std::string& simd) {
     const std::vector<std::uint64_t> ps = parse_pstrides(pstrides, x);
-    const std::vector<std::uint64_t> dflt = parse_pstrides(py::none(), x);
-    for (std::size_t d = 0; d < ps.size(); ++d)
-        if (ps[d] != dflt[d] && x.shape(static_cast<py::ssize_t>(d)) > 1)
-            throw py::type_error("rate arrays with a position map other than the default run on the NumPy reference");
     const py::module_ np = py::module_::import("numpy");
     const py::tuple shape = py::cast<py::tuple>(x.attr("shape"));
     const auto t = py::array_t<std::uint64_t, py::array::forcecast>::ensure(threshold);
@@ -117,7 +113,15 @@ py::array rates_call(const py::array& x, py::array& out, const py::object& thres
         throw py::value_error("out must have x's shape");
     if (x.ndim() > kMaxRateDims) throw py::value_error("x has too many dimensions");
     const auto n = static_cast<std::size_t>(x.size());
-    if (n != 0 && offset + (n - 1) < offset) throw py::value_error("offset + size must not exceed 2**64");
+    if (pstrides.is_none()) {
+        if (n != 0 && offset + (n - 1) < offset) throw py::value_error("offset + size must not exceed 2**64");
+    } else if (n != 0) {
+        unsigned __int128 last = offset;
+        for (std::size_t i = 0; i < ps.size(); ++i)
+            last += static_cast<unsigned __int128>(x.shape(static_cast<py::ssize_t>(i)) - 1) * ps[i];
+        if (last > std::numeric_limits<std::uint64_t>::max())
+            throw py::value_error("every position must be below 2**64 (offset + sum((shape - 1) * pstrides))");
+    }
     const int nd = static_cast<int>(x.ndim());
     std::vector<std::int64_t> shp(static_cast<std::size_t>(nd)), ts(static_cast<std::size_t>(nd)), ss(static_cast<std::size_t>(nd));
     for (int i = 0; i < nd; ++i) {
@@ -133,12 +137,14 @@ py::array rates_call(const py::array& x, py::array& out, const py::object& thres
     {
         py::gil_scoped_release release;
         if (d.itemsize() == 4)
-            rates_apply(static_cast<const float*>(xp), static_cast<float*>(yp), n, r, seed, offset, nt, s);
+            rates_apply_nd(static_cast<const float*>(xp), static_cast<float*>(yp), shp.data(), ps.data(), nd, offset, r,
+                           seed, nt, s);
         else if (d.itemsize() == 8)
-            rates_apply(static_cast<const double*>(xp), static_cast<double*>(yp), n, r, seed, offset, nt, s);
+            rates_apply_nd(static_cast<const double*>(xp), static_cast<double*>(yp), shp.data(), ps.data(), nd, offset,
+                           r, seed, nt, s);
         else
-            rates_apply_f16(static_cast<const std::uint16_t*>(xp), static_cast<std::uint16_t*>(yp), n, r, seed,
-                            offset, nt, s);
+            rates_apply_nd_f16(static_cast<const std::uint16_t*>(xp), static_cast<std::uint16_t*>(yp), shp.data(),
+                               ps.data(), nd, offset, r, seed, nt, s);
     }
     return out;
 }
@@ -169,7 +175,7 @@ void register_variants(py::module_& m) {
         py::arg("pstrides") = py::none(), py::arg("threads") = -1, py::arg("simd") = "",
         "Bernoulli dropout with the position map of docs/rng.md section 8: out = x * scale where "
         "u(pos) >= threshold, +0 elsewhere. threshold and scale: scalars, or arrays broadcastable "
-        "to x (rate arrays, section 9; default position map only).");
+        "to x (rate arrays, section 9).");
     m.def(
         "alpha_apply",
         [](const py::array& x, py::array& out, const py::object& threshold, double a, double b, double fill,

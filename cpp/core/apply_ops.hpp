@@ -275,5 +275,48 @@ void run_runs(const T* x, T* y, std::size_t r0, std::size_t r1, const RunMap& rm
     }
 }
 
+// Runs r0 .. r1 - 1 of rate arrays over a position map (isa_table.hpp RateRunMap; docs/rng.md
+// sections 8 and 9): element j of run r is kept iff u(pos) >= t, u read from u[base(r) + j * step
+// - u0] (the uniforms of a window of positions starting u0 after the call's offset), and becomes
+// x * s (s rounded once to the compute type) or +0. A threshold of 2^32 is above every u (always
+// dropped), 0 below none (always kept). Portable loops: this combination is rare.
+template <class T>
+void rate_runs(const T* x, T* y, std::size_t r0, std::size_t r1, const RateRunMap& m, const std::uint32_t* u,
+               std::uint64_t u0) {
+    using CT = typename Compute<T>::CT;
+    std::int64_t idx[kMaxRunDims];
+    std::uint64_t pb = 0;  // run position, threshold and scale offsets
+    std::int64_t tb = 0, sb = 0;
+    std::size_t r = r0;
+    for (int d = m.outer - 1; d >= 0; --d) {
+        idx[d] = static_cast<std::int64_t>(r % static_cast<std::size_t>(m.shape[d]));
+        pb += static_cast<std::uint64_t>(idx[d]) * m.ps[d];
+        tb += idx[d] * m.ts[d];
+        sb += idx[d] * m.ss[d];
+        r /= static_cast<std::size_t>(m.shape[d]);
+    }
+    const std::size_t st = static_cast<std::size_t>(m.step);
+    for (std::size_t q = r0; q < r1; ++q) {
+        const T* xr = x + q * m.len;  // xr may be yr (in place): element j is read before it is written
+        T* yr = y + q * m.len;
+        const std::uint32_t* ur = u + static_cast<std::size_t>(pb - u0);
+        for (std::size_t j = 0; j < m.len; ++j) {
+            const auto jj = static_cast<std::int64_t>(j);
+            const bool keep = std::uint64_t{ur[j * st]} >= m.t[tb + jj * m.tstep];
+            yr[j] = mul_keep(xr[j], static_cast<CT>(m.s[sb + jj * m.sstep]), keep);
+        }
+        for (int d = m.outer - 1; d >= 0; --d) {  // the next run's outer multi-index
+            pb += m.ps[d];
+            tb += m.ts[d];
+            sb += m.ss[d];
+            if (++idx[d] < m.shape[d]) break;
+            pb -= static_cast<std::uint64_t>(idx[d]) * m.ps[d];
+            tb -= idx[d] * m.ts[d];
+            sb -= idx[d] * m.ss[d];
+            idx[d] = 0;
+        }
+    }
+}
+
 }  // namespace DROPKIT_ISA_NS
 }  // namespace dropkit

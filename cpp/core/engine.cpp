@@ -67,13 +67,29 @@ inline float mul_m_any(float v, float m) { return v * m; }
 inline double mul_m_any(double v, float m) { return v * static_cast<double>(m); }
 inline std::uint16_t mul_m_any(std::uint16_t v, float m) { return float_to_half(half_to_float(v) * m); }
 
-// Noise of positions p0 .. p0 + n - 1 on one thread: keep bytes or multipliers.
+// Noise of positions p0 .. p0 + n - 1 on one thread: keep bytes, multipliers, or (rate arrays over
+// a position map, `words` given) the full uniforms u(g) compared per element later.
 void make_noise(const KernelTable& k, const NoiseSpec& noise, std::uint64_t seed, std::uint64_t p0, std::size_t n,
-                std::uint8_t* keep, float* mult) {
-    if (noise.continuous)
+                std::uint8_t* keep, float* mult, std::uint32_t* words = nullptr) {
+    if (words != nullptr)
+        k.uniform_words(words, 0, n, seed, p0);
+    else if (noise.continuous)
         k.continuous_noise(mult, 0, n, noise.c, seed, p0);
     else
         k.mask_bytes(keep, 0, n, noise.t, seed, p0);
+}
+
+inline void rate_runs(const KernelTable& k, const float* x, float* y, std::size_t r0, std::size_t r1,
+                      const RateRunMap& m, const std::uint32_t* u, std::uint64_t u0) {
+    k.rate_runs_f32(x, y, r0, r1, m, u, u0);
+}
+inline void rate_runs(const KernelTable& k, const double* x, double* y, std::size_t r0, std::size_t r1,
+                      const RateRunMap& m, const std::uint32_t* u, std::uint64_t u0) {
+    k.rate_runs_f64(x, y, r0, r1, m, u, u0);
+}
+inline void rate_runs(const KernelTable& k, const std::uint16_t* x, std::uint16_t* y, std::size_t r0, std::size_t r1,
+                      const RateRunMap& m, const std::uint32_t* u, std::uint64_t u0) {
+    k.rate_runs_f16(x, y, r0, r1, m, u, u0);
 }
 
 inline void continuous_fused(const KernelTable& k, const float* x, float* y, std::size_t i0, std::size_t i1,
@@ -92,37 +108,48 @@ inline void continuous_fused(const KernelTable& k, const std::uint16_t* x, std::
 // Positions of noise a sparse map (a block of a larger array) makes at once for its runs.
 constexpr std::size_t kSparseWindow = 8192;
 
-// The map with axes of size 1 dropped and neighbours merged where positions run on.
+// The map with axes of size 1 dropped and neighbours merged where positions run on (and, with
+// rate arrays, their threshold and scale strides too: ts and ss, empty otherwise).
 struct Map {
     std::vector<std::int64_t> shape;
     std::vector<std::uint64_t> ps;
+    std::vector<std::int64_t> ts, ss;
     std::size_t n = 1;
 };
 
-Map collapse(const std::int64_t* shape, const std::uint64_t* pstrides, int ndim) {
+Map collapse(const std::int64_t* shape, const std::uint64_t* pstrides, int ndim, const RateArrays* rates = nullptr) {
     Map m;
     for (int d = 0; d < ndim; ++d) m.n *= static_cast<std::size_t>(shape[d]);
     for (int d = ndim - 1; d >= 0; --d) {
         if (shape[d] == 1) continue;
-        if (!m.shape.empty() && pstrides[d] == m.ps.front() * static_cast<std::uint64_t>(m.shape.front())) {
+        if (!m.shape.empty() && pstrides[d] == m.ps.front() * static_cast<std::uint64_t>(m.shape.front()) &&
+            (rates == nullptr || (rates->tstrides[d] == m.ts.front() * m.shape.front() &&
+                                  rates->sstrides[d] == m.ss.front() * m.shape.front()))) {
             m.shape.front() *= shape[d];  // this axis continues the (merged) inner one
             continue;
         }
         m.shape.insert(m.shape.begin(), shape[d]);
         m.ps.insert(m.ps.begin(), pstrides[d]);
+        if (rates != nullptr) {
+            m.ts.insert(m.ts.begin(), rates->tstrides[d]);
+            m.ss.insert(m.ss.begin(), rates->sstrides[d]);
+        }
     }
     return m;
 }
 
+// With `rates` (rate arrays, docs/rng.md section 9; the caller takes the default map to
+// rates_apply), the noise is the uniform u(g) of each position, compared per element with its own
+// threshold (rate_runs); `noise` and `spec` are then unused.
 template <class T>
 void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t* pstrides, int ndim,
                 std::uint64_t offset, const NoiseSpec& noise, const OpSpec& spec, std::uint64_t seed, int threads,
-                Simd simd) {
+                Simd simd, const RateArrays* rates = nullptr) {
     const KernelTable& k = table(simd);
     const OpSpec& op = spec;
-    const Map m = collapse(shape, pstrides, ndim);
+    const Map m = collapse(shape, pstrides, ndim, rates);
     if (m.n == 0) return;
-    const bool default_map = m.shape.empty() || (m.shape.size() == 1 && m.ps[0] == 1);
+    const bool default_map = rates == nullptr && (m.shape.empty() || (m.shape.size() == 1 && m.ps[0] == 1));
 
     if (default_map && noise.continuous && op.kind == OpKind::multiply) {  // fused: noise made and used per tile
         parallel_chunks(m.n, offset, threads, false, [&](std::size_t i0, std::size_t i1) {
@@ -186,14 +213,29 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
     // Runs per parallel chunk: about kChunk elements each.
     const std::size_t runs_per = std::max<std::size_t>(1, kChunk / len);
     const std::size_t nchunks = (runs + runs_per - 1) / runs_per;
+    // The noise buffers hold keep bytes, multipliers or (rate arrays) uniform words.
+    const bool bytes = rates == nullptr && !noise.continuous, floats = rates == nullptr && noise.continuous;
+    RateRunMap rr{};
+    if (rates != nullptr)
+        rr = RateRunMap{outer, m.shape.data(), m.ps.data(), m.ts.data(), m.ss.data(), len, step,
+                        m.ts.back(), m.ss.back(), rates->t, rates->s};
     if (span < m.n) {  // dense: make the noise of every position once, at noise size
         const std::size_t npos = static_cast<std::size_t>(span) + 1;
-        std::vector<std::uint8_t> keep(noise.continuous ? 0 : npos);
-        std::vector<float> mult(noise.continuous ? npos : 0);
+        std::vector<std::uint8_t> keep(bytes ? npos : 0);
+        std::vector<float> mult(floats ? npos : 0);
+        std::vector<std::uint32_t> words(rates != nullptr ? npos : 0);
         parallel_chunks(npos, offset, threads, false, [&](std::size_t i0, std::size_t i1) {
             make_noise(k, noise, seed, offset + i0, i1 - i0, keep.data() + (keep.empty() ? 0 : i0),
-                       mult.data() + (mult.empty() ? 0 : i0));
+                       mult.data() + (mult.empty() ? 0 : i0), words.empty() ? nullptr : words.data() + i0);
         });
+        if (rates != nullptr) {
+            parallel_chunks(nchunks * kChunk, 0, threads, true, [&](std::size_t c0, std::size_t c1) {
+                const std::size_t r0 = (c0 / kChunk) * runs_per;
+                const std::size_t r1 = std::min(runs, ((c1 + kChunk - 1) / kChunk) * runs_per);
+                rate_runs(k, x, y, r0, r1, rr, words.data(), 0);
+            });
+            return;
+        }
         const RunMap rm{outer, m.shape.data(), m.ps.data(), len, step, detail::use_streaming(Store::automatic, m.n * sizeof *y)};
         parallel_chunks(nchunks * kChunk, 0, threads, true, [&](std::size_t c0, std::size_t c1) {
             const std::size_t r0 = (c0 / kChunk) * runs_per;
@@ -207,8 +249,9 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
     parallel_chunks(nchunks * kChunk, 0, threads, true, [&](std::size_t c0, std::size_t c1) {
         const std::size_t n_noise = step == 0 ? 1 : (len - 1) * static_cast<std::size_t>(step) + 1;
         const std::size_t window = std::max<std::size_t>(n_noise, kSparseWindow);
-        std::vector<std::uint8_t> keep(noise.continuous ? 0 : window);
-        std::vector<float> mult(noise.continuous ? window : 0);
+        std::vector<std::uint8_t> keep(bytes ? window : 0);
+        std::vector<float> mult(floats ? window : 0);
+        std::vector<std::uint32_t> words(rates != nullptr ? window : 0);
         std::uint64_t w0 = 0;
         bool have = false;
         for (std::size_t c = c0 / kChunk; c < (c1 + kChunk - 1) / kChunk; ++c) {
@@ -220,8 +263,13 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
                     w0 = b;
                     const std::uint64_t room = span - b + 1;  // positions left in the call
                     const std::size_t make = static_cast<std::size_t>(std::min<std::uint64_t>(window, room));
-                    make_noise(k, noise, seed, offset + w0, make, keep.data(), mult.data());
+                    make_noise(k, noise, seed, offset + w0, make, keep.data(), mult.data(),
+                               words.empty() ? nullptr : words.data());
                     have = true;
+                }
+                if (rates != nullptr) {
+                    rate_runs(k, x, y, r, r + 1, rr, words.data(), w0);
+                    continue;
                 }
                 const std::size_t at = static_cast<std::size_t>(b - w0);
                 apply_run(k, x + r * len, y + r * len, len, op, keep.empty() ? nullptr : keep.data() + at,
@@ -401,6 +449,57 @@ void rates_apply(const double* x, double* y, std::size_t n, const RateArrays& r,
 void rates_apply_f16(const std::uint16_t* x, std::uint16_t* y, std::size_t n, const RateArrays& r,
                      std::uint64_t seed, std::uint64_t offset, int threads, Simd simd) {
     rates_run(x, y, n, r, seed, offset, threads, simd, &KernelTable::rates_f16, &KernelTable::periodic_f16);
+}
+
+namespace {
+
+inline void rates_flat(const float* x, float* y, std::size_t n, const RateArrays& r, std::uint64_t seed,
+                       std::uint64_t offset, int threads, Simd simd) {
+    rates_apply(x, y, n, r, seed, offset, threads, simd);
+}
+inline void rates_flat(const double* x, double* y, std::size_t n, const RateArrays& r, std::uint64_t seed,
+                       std::uint64_t offset, int threads, Simd simd) {
+    rates_apply(x, y, n, r, seed, offset, threads, simd);
+}
+inline void rates_flat(const std::uint16_t* x, std::uint16_t* y, std::size_t n, const RateArrays& r,
+                       std::uint64_t seed, std::uint64_t offset, int threads, Simd simd) {
+    rates_apply_f16(x, y, n, r, seed, offset, threads, simd);
+}
+
+// The default map (C-order strides on every axis longer than 1) runs rates_apply; any other goes
+// through the engine's broadcast paths (uniform words at noise size, compared per element).
+template <class T>
+void rates_nd(const T* x, T* y, const std::int64_t* shape, const std::uint64_t* pstrides, int ndim,
+              std::uint64_t offset, const RateArrays& r, std::uint64_t seed, int threads, Simd simd) {
+    std::size_t n = 1;
+    std::uint64_t c = 1;
+    bool default_map = true;
+    for (int d = ndim - 1; d >= 0; --d) {
+        if (shape[d] != 1 && pstrides[d] != c) default_map = false;
+        c *= static_cast<std::uint64_t>(shape[d]);
+        n *= static_cast<std::size_t>(shape[d]);
+    }
+    if (default_map)
+        rates_flat(x, y, n, r, seed, offset, threads, simd);
+    else
+        run_engine(x, y, shape, pstrides, ndim, offset, NoiseSpec{false, 0, {}}, OpSpec{OpKind::scale, 0, 0, 0}, seed,
+                   threads, simd, &r);
+}
+
+}  // namespace
+
+void rates_apply_nd(const float* x, float* y, const std::int64_t* shape, const std::uint64_t* pstrides, int ndim,
+                    std::uint64_t offset, const RateArrays& r, std::uint64_t seed, int threads, Simd simd) {
+    rates_nd(x, y, shape, pstrides, ndim, offset, r, seed, threads, simd);
+}
+void rates_apply_nd(const double* x, double* y, const std::int64_t* shape, const std::uint64_t* pstrides, int ndim,
+                    std::uint64_t offset, const RateArrays& r, std::uint64_t seed, int threads, Simd simd) {
+    rates_nd(x, y, shape, pstrides, ndim, offset, r, seed, threads, simd);
+}
+void rates_apply_nd_f16(const std::uint16_t* x, std::uint16_t* y, const std::int64_t* shape,
+                        const std::uint64_t* pstrides, int ndim, std::uint64_t offset, const RateArrays& r,
+                        std::uint64_t seed, int threads, Simd simd) {
+    rates_nd(x, y, shape, pstrides, ndim, offset, r, seed, threads, simd);
 }
 
 void engine_apply(const float* x, float* y, const std::int64_t* shape, const std::uint64_t* pstrides, int ndim,

@@ -29,6 +29,24 @@ struct PeriodicRates {
     bool nt;  // streaming stores (outputs larger than the caches)
 };
 
+// Rate arrays over a position map other than the default (docs/rng.md sections 8 and 9): runs of
+// `len` elements along the innermost merged axis. Run r's position (relative to the call's offset),
+// threshold index and scale index are sums over the outer axes d < outer of idx_d(r) times ps[d],
+// ts[d] and ss[d] (idx the outer multi-index of r over shape[0 .. outer)); along a run they step by
+// step, tstep and sstep. t and s are the broadcast rate arrays (kernels.hpp RateArrays).
+struct RateRunMap {
+    int outer;
+    const std::int64_t* shape;
+    const std::uint64_t* ps;
+    const std::int64_t* ts;
+    const std::int64_t* ss;
+    std::size_t len;
+    std::uint64_t step;
+    std::int64_t tstep, sstep;
+    const std::uint64_t* t;
+    const double* s;
+};
+
 struct KernelTable {
     const char* name;
     void (*philox)(const std::uint32_t* ctr, const std::uint32_t* key, std::uint32_t* out, std::size_t n);
@@ -85,6 +103,16 @@ struct KernelTable {
                      const std::uint8_t* keep, const float* mult);
     void (*runs_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t r0, std::size_t r1, const RunMap& rm,
                      const OpSpec& op, const std::uint8_t* keep, const float* mult);
+    // out[i] = u(offset + i), the full 32-bit uniform of docs/rng.md section 3, for i in [i0, i1)
+    void (*uniform_words)(std::uint32_t* out, std::size_t i0, std::size_t i1, std::uint64_t seed,
+                          std::uint64_t offset);
+    // runs r0 .. r1 - 1 of rate arrays over a position map: u[base(r) + j * step - u0] >= t ? x * s : +0
+    void (*rate_runs_f32)(const float* x, float* y, std::size_t r0, std::size_t r1, const RateRunMap& m,
+                          const std::uint32_t* u, std::uint64_t u0);
+    void (*rate_runs_f64)(const double* x, double* y, std::size_t r0, std::size_t r1, const RateRunMap& m,
+                          const std::uint32_t* u, std::uint64_t u0);
+    void (*rate_runs_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t r0, std::size_t r1,
+                          const RateRunMap& m, const std::uint32_t* u, std::uint64_t u0);
 };
 
 const KernelTable& kernels_scalar();

@@ -116,6 +116,15 @@ void rates_apply(const double* x, double* y, std::size_t n, const RateArrays& r,
                  std::uint64_t offset, int threads, Simd simd);
 void rates_apply_f16(const std::uint16_t* x, std::uint16_t* y, std::size_t n, const RateArrays& r,
                      std::uint64_t seed, std::uint64_t offset, int threads, Simd simd);
+// Rate arrays with the position map of engine_apply (docs/rng.md sections 8 and 9); r.shape is
+// `shape`. Elements sharing a position share u(g), each compares it with its own threshold.
+void rates_apply_nd(const float* x, float* y, const std::int64_t* shape, const std::uint64_t* pstrides, int ndim,
+                    std::uint64_t offset, const RateArrays& r, std::uint64_t seed, int threads, Simd simd);
+void rates_apply_nd(const double* x, double* y, const std::int64_t* shape, const std::uint64_t* pstrides, int ndim,
+                    std::uint64_t offset, const RateArrays& r, std::uint64_t seed, int threads, Simd simd);
+void rates_apply_nd_f16(const std::uint16_t* x, std::uint16_t* y, const std::int64_t* shape,
+                        const std::uint64_t* pstrides, int ndim, std::uint64_t offset, const RateArrays& r,
+                        std::uint64_t seed, int threads, Simd simd);
 
 // Concrete dropout's backward (docs/rng.md 13.3), default position map: dx = grad * m and the
 // logit gradient, the deterministic sum of section 15 of

@@ -246,6 +246,65 @@ inline void keep_words_per_position(std::uint64_t seed, std::uint64_t block0, co
     }, never, words);
 }
 
+// 32x32 bit transpose in place: bit c of a[r] <-> bit r of a[c] (Hacker's Delight 7-3, bit 0 the
+// least significant): the blocks off the diagonal swapped at widths 16, 8, 4, 2, 1.
+inline void transpose32(std::uint32_t (&a)[32]) {
+    std::uint32_t m = 0x0000FFFFu;
+    for (unsigned j = 16; j != 0; j >>= 1, m ^= m << j)
+        for (unsigned r = 0; r < 32; r = (r + j + 1) & ~j) {
+            const std::uint32_t t = ((a[r] >> j) ^ a[r + j]) & m;
+            a[r] ^= t << j;
+            a[r + j] ^= t;
+        }
+}
+
+// Elements [i0, i1) at positions offset + i, one tile of kTile positions (aligned in the stream) at
+// a time: f(i, count, in_tile) for the elements i .. i + count - 1, at offset in_tile of their tile.
+template <std::uint64_t kTile, class F>
+inline void for_each_tile(std::size_t i0, std::size_t i1, std::uint64_t offset, F&& f) {
+    std::size_t i = i0;
+    while (i < i1) {
+        const std::uint64_t in_tile = (offset + i) % kTile;
+        const std::uint64_t left = kTile - in_tile;
+        const std::size_t count = (i1 - i < left) ? i1 - i : static_cast<std::size_t>(left);
+        f(i, count, in_tile);
+        i += count;
+    }
+}
+
+// out[i] = u(offset + i) for i in [i0, i1) (docs/rng.md section 3): all 32 planes of each tile,
+// then per word of 32 positions the plane words (plane p as row 31 - p) transposed, so that row
+// j holds bit 31 - p = B_p of position j. Rate arrays over a broadcast map compare these with a
+// threshold per element (engine.cpp).
+template <class Isa>
+void uniform_words_range(std::uint32_t* out, std::size_t i0, std::size_t i1, std::uint64_t seed,
+                         std::uint64_t offset) {
+    constexpr int W = Isa::W;
+    constexpr int G = Isa::G;
+    constexpr std::uint64_t kTile = kBlockSize * W;
+    static_assert(kPlanes % G == 0, "the plane loop steps by G up to plane 31");
+    alignas(64) std::uint32_t planes[kPlanes][4][W];
+    alignas(64) std::uint32_t u[kTile];
+    for_each_tile<kTile>(i0, i1, offset, [&](std::size_t i, std::size_t count, std::uint64_t in_tile) {
+        const PlaneCounters<Isa> pc(seed, (offset + i - in_tile) >> kBlockBits);
+        for (int p = 0; p < kPlanes; p += G) {
+            typename Isa::V v[G][4];
+            philox_planes<Isa, G>(pc.c0, pc.c1, static_cast<std::uint32_t>(p), pc.c3, pc.k0, pc.k1, v);
+            for (int q = 0; q < G; ++q)
+                for (int w = 0; w < 4; ++w) Isa::store(planes[p + q][w], v[q][w]);
+        }
+        // only the words of 32 positions that [in_tile, in_tile + count) touches
+        for (std::size_t k = static_cast<std::size_t>(in_tile) / 32; k * 32 < in_tile + count; ++k) {
+            const std::size_t l = k / 4, w = k % 4;  // block l, word w: positions 128 l + 32 w + (0..31)
+            std::uint32_t a[32];
+            for (int p = 0; p < kPlanes; ++p) a[31 - p] = planes[p][w][l];
+            transpose32(a);
+            std::memcpy(u + 32 * k, a, sizeof a);
+        }
+        std::memcpy(out + i, u + in_tile, count * sizeof(std::uint32_t));
+    });
+}
+
 inline bool keep_bit(const std::uint32_t* words, std::size_t p) {
     return (words[p >> 5] >> (p & 31)) & 1u;
 }
@@ -711,7 +770,11 @@ KernelTable make_table(const char* name) {
                        &run_ops<std::uint16_t>,
                        &run_runs<Isa, float>,
                        &run_runs<Isa, double>,
-                       &run_runs<Isa, std::uint16_t>};
+                       &run_runs<Isa, std::uint16_t>,
+                       &uniform_words_range<Isa>,
+                       &rate_runs<float>,
+                       &rate_runs<double>,
+                       &rate_runs<std::uint16_t>};
 }
 
 }  // namespace DROPKIT_ISA_NS

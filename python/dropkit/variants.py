@@ -165,14 +165,8 @@ def _bernoulli(a: np.ndarray, t: Any, scale: Any, s: int, o: int, ps: Tuple[int,
                out: Optional[np.ndarray], backend: Optional[str]) -> np.ndarray:
     """``keep ? x * scale : +0`` with ``keep = u(pos) >= t`` (§4, 8, 9); t, scale scalars or arrays."""
     src, y = _buffers(a, out)
-    if y.size:
-        if np.ndim(t) or np.ndim(scale):  # rate arrays (section 9)
-            try:
-                _run("bernoulli_apply_nd", backend, src, y, t, scale, s, o, ps)
-            except TypeError:  # a core kernel that takes one threshold per call: the reference
-                _run("bernoulli_apply_nd", "numpy", src, y, t, scale, s, o, ps)
-        else:
-            _run("bernoulli_apply_nd", backend, src, y, t, scale, s, o, ps)
+    if y.size:  # scalars or rate arrays (section 9), with any position map, on either backend
+        _run("bernoulli_apply_nd", backend, src, y, t, scale, s, o, ps)
     return y
 
 
