@@ -391,31 +391,40 @@ Periodic periodic_rates(const KernelTable& k, std::size_t n, const RateArrays& r
     const auto phase = static_cast<std::int64_t>(offset % 32);
     const auto len = static_cast<std::size_t>(period), groups = len / 32;
     std::vector<std::uint32_t> t32(len), never(groups, 0), plane(groups);
+    // (no division per element below: a call of 2^16 elements is about 20 us in all)
+    std::int64_t feat = (period - phase) % f;  // the feature of q = 0
     for (std::size_t q = 0; q < len; ++q) {
-        const std::int64_t feat = (static_cast<std::int64_t>(q) + period - phase) % f;
         const std::uint64_t t = r.t[feat * r.tstrides[last]];
         t32[q] = t >= (std::uint64_t{1} << 32) ? 0xFFFFFFFFu : static_cast<std::uint32_t>(t);
         if (t >= (std::uint64_t{1} << 32)) never[q / 32] |= 1u << (q % 32);
+        if (++feat == f) feat = 0;
     }
     const std::size_t row = groups / 4 + kMaxTileWords / 4 + 2;
     P.planes.assign(32 * 4 * row, 0);
     for (int p = 0; p < 32; ++p) {
         k.plane_bits(t32.data(), p, plane.data(), groups);
+        std::uint32_t* out = P.planes.data() + static_cast<std::size_t>(p) * 4 * row;
+        std::size_t kk = 0;  // (4 j + w) mod groups
         for (std::size_t j = 0; j < row; ++j)
-            for (std::size_t w = 0; w < 4; ++w)
-                P.planes[(static_cast<std::size_t>(p) * 4 + w) * row + j] = plane[(4 * j + w) % groups];
+            for (std::size_t w = 0; w < 4; ++w) {
+                out[w * row + j] = plane[kk];
+                if (++kk == groups) kk = 0;
+            }
     }
     P.never.resize(groups + kMaxTileWords + 4);
-    for (std::size_t q = 0; q < P.never.size(); ++q) P.never[q] = never[q % groups];
-    const std::size_t ns = static_cast<std::size_t>(f) + kMaxTile;
-    if (std::is_same<T, double>::value) {
-        P.s64.resize(ns);
-        for (std::size_t j = 0; j < ns; ++j) P.s64[j] = r.s[static_cast<std::int64_t>(j % static_cast<std::size_t>(f)) * r.sstrides[last]];
-    } else {
-        P.s32.resize(ns);
-        for (std::size_t j = 0; j < ns; ++j)
-            P.s32[j] = static_cast<float>(r.s[static_cast<std::int64_t>(j % static_cast<std::size_t>(f)) * r.sstrides[last]]);
-    }
+    for (std::size_t q = 0; q < P.never.size(); ++q) P.never[q] = never[q < groups ? q : q % groups];
+    const auto fs = static_cast<std::size_t>(f);
+    const std::size_t ns = fs + kMaxTile;
+    auto fill = [&](auto& v) {
+        using S = typename std::decay_t<decltype(v)>::value_type;
+        v.resize(ns);
+        for (std::size_t j = 0; j < fs; ++j) v[j] = static_cast<S>(r.s[static_cast<std::int64_t>(j) * r.sstrides[last]]);
+        for (std::size_t j = fs; j < ns; ++j) v[j] = v[j - fs];
+    };
+    if (std::is_same<T, double>::value)
+        fill(P.s64);
+    else
+        fill(P.s32);
     const bool nt = detail::use_streaming(Store::automatic, n * sizeof(T));
     P.pr = PeriodicRates{f, period, phase, row, P.planes.data(), P.never.data(), P.s32.data(), P.s64.data(), nt};
     P.ok = true;

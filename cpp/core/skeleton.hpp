@@ -546,16 +546,10 @@ inline void walk_continuous(std::size_t i0, std::size_t i1, std::uint64_t offset
                             const NoiseFn& noise, Sink&& sink) {
     constexpr std::uint64_t kTile = 4 * Isa::W * kContinuousG<Isa>;
     alignas(64) float m[kTile];
-    std::size_t i = i0;
-    while (i < i1) {
-        const std::uint64_t g = offset + i;
-        const std::uint64_t in_tile = g % kTile;
-        const std::uint64_t left = kTile - in_tile;
-        const std::size_t count = (i1 - i < left) ? i1 - i : static_cast<std::size_t>(left);
-        continuous_tile<Isa>(seed, (g - in_tile) / 4, noise, m);
+    for_each_tile<kTile>(i0, i1, offset, [&](std::size_t i, std::size_t count, std::uint64_t in_tile) {
+        continuous_tile<Isa>(seed, (offset + i - in_tile) / 4, noise, m);
         sink(i, count, m + in_tile);
-        i += count;
-    }
+    });
 }
 
 // y = x * m in the compute type (binary32; binary64 for double, m widened exactly).
@@ -640,12 +634,8 @@ void rates_apply_range(const T* x, T* y, std::size_t i0, std::size_t i1, const R
             idx[d] = 0;
         }
     };
-    std::size_t i = i0;
-    while (i < i1) {
+    for_each_tile<kTile>(i0, i1, offset, [&](std::size_t i, std::size_t count, std::uint64_t in_tile) {
         const std::uint64_t g = offset + i;
-        const std::uint64_t in_tile = g % kTile;
-        const std::uint64_t left = kTile - in_tile;
-        const std::size_t count = (i1 - i < left) ? i1 - i : static_cast<std::size_t>(left);
         std::memset(t32, 0, sizeof t32);
         std::memset(never, 0, sizeof never);
         // run by run along the last axis (stride 1 or 0 there: a loop the compiler vectorizes)
@@ -688,8 +678,7 @@ void rates_apply_range(const T* x, T* y, std::size_t i0, std::size_t i1, const R
             const std::size_t k = static_cast<std::size_t>(in_tile) + e;
             y[i + e] = mul_keep(x[i + e], sc[k], keep_bit(words, k));
         }
-        i += count;
-    }
+    });
 }
 
 // Rates that vary along the last axis only (a rate per feature): element i has feature
@@ -706,12 +695,8 @@ void rates_periodic_range(const T* x, T* y, std::size_t i0, std::size_t i1, cons
     const CT* srep = std::is_same<CT, double>::value ? reinterpret_cast<const CT*>(pr.scales64)
                                                      : reinterpret_cast<const CT*>(pr.scales32);
     alignas(64) std::uint32_t words[4 * W + 2] = {};
-    std::size_t i = i0;
-    while (i < i1) {
+    for_each_tile<kTile>(i0, i1, offset, [&](std::size_t i, std::size_t count, std::uint64_t in_tile) {
         const std::uint64_t g = offset + i;
-        const std::uint64_t in_tile = g % kTile;
-        const std::uint64_t left = kTile - in_tile;
-        const std::size_t count = (i1 - i < left) ? i1 - i : static_cast<std::size_t>(left);
         // The word of positions 32 m + (0..31), 32 m = tile start + 128 l + 32 w, holds element
         // indices 32 m - offset + (0..31): plane group k0 + 4 l + w, k0 = ((tile start - offset
         // + phase) mod L) / 32, read without wrapping from the extended, de-interleaved rows.
@@ -735,8 +720,7 @@ void rates_periodic_range(const T* x, T* y, std::size_t i0, std::size_t i1, cons
             e = apply_lanes<Isa>(x + i, y + i, count, reinterpret_cast<const std::uint8_t*>(words),
                                  static_cast<unsigned>(in_tile), sc, pr.nt);
         for (; e < count; ++e) y[i + e] = mul_keep(x[i + e], sc[e], keep_bit(words, static_cast<std::size_t>(in_tile) + e));
-        i += count;
-    }
+    });
     if constexpr (HasLanes<Isa, T>::value) {
         if (pr.nt) Isa::fence();  // order the streaming stores before anything that follows
     }
