@@ -703,11 +703,8 @@ void rates_periodic_range(const T* x, T* y, std::size_t i0, std::size_t i1, cons
         std::int64_t r = (static_cast<std::int64_t>(i) - static_cast<std::int64_t>(in_tile) + pr.phase) % pr.period;
         if (r < 0) r += pr.period;
         const auto k0 = static_cast<std::size_t>(r >> 5);
-        if (pr.nt) {  // out of cache: the tile's input arrives while its planes are made (apply_range)
-            const char* p = reinterpret_cast<const char*>(x + i);
-            const char* end = reinterpret_cast<const char*>(x + i + count);
-            for (; p < end; p += 64) __builtin_prefetch(p, 0, 3);
-        }
+        // (no software prefetch of the tile's input, unlike apply_range: measured at 2^24 it cost
+        // 5-10% here, the hardware prefetcher alone does better)
         keep_words_with_planes<Isa>(seed, (g - in_tile) >> kBlockBits, [&](int p, typename Isa::V (&tv)[4]) {
             for (int w = 0; w < 4; ++w) {
                 const std::size_t q = k0 + static_cast<std::size_t>(w);
