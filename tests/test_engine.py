@@ -88,6 +88,19 @@ def test_broadcast_runs_above_the_streaming_threshold(name, dtype, run):
         _same(run(_core, y, y, 7, ps, 1, simd), want)  # in place
 
 
+@pytest.mark.parametrize("name", ["alpha", "bernoulli"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_default_map_above_the_streaming_threshold(name, dtype):
+    """The fused walks (standard dropout; alpha dropout's affine form) with streaming stores: an
+    odd size past STREAMING_THRESHOLD_BYTES, an offset off the tile grid, specials, every target."""
+    n = _core.STREAMING_THRESHOLD_BYTES // np.dtype(dtype).itemsize + 1001
+    x = _x((n,), dtype, seed=6)
+    run = KERNELS[name]
+    want = run(R, x, np.empty_like(x), 77, None, 1, "")
+    for simd in TARGETS:
+        _same(run(_core, x, np.empty_like(x), 77, None, 2, simd), want)
+
+
 @pytest.mark.parametrize("name", sorted(KERNELS))
 def test_block_of_a_larger_array(name):
     """A block with the global strides and its corner's offset gives the slice of the whole call."""

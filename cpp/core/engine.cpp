@@ -49,6 +49,20 @@ inline void bernoulli_fused(const std::uint16_t* x, std::uint16_t* y, std::size_
     bernoulli_apply_f16(x, y, n, t, static_cast<float>(s), seed, offset, threads, simd);
 }
 
+inline void affine_fused(const KernelTable& k, const float* x, float* y, std::size_t i0, std::size_t i1,
+                         std::uint64_t t, const OpSpec& op, std::uint64_t seed, std::uint64_t offset, bool nt) {
+    k.affine_f32(x, y, i0, i1, t, op, seed, offset, nt);
+}
+inline void affine_fused(const KernelTable& k, const double* x, double* y, std::size_t i0, std::size_t i1,
+                         std::uint64_t t, const OpSpec& op, std::uint64_t seed, std::uint64_t offset, bool nt) {
+    k.affine_f64(x, y, i0, i1, t, op, seed, offset, nt);
+}
+inline void affine_fused(const KernelTable& k, const std::uint16_t* x, std::uint16_t* y, std::size_t i0,
+                         std::size_t i1, std::uint64_t t, const OpSpec& op, std::uint64_t seed, std::uint64_t offset,
+                         bool nt) {
+    k.affine_f16(x, y, i0, i1, t, op, seed, offset, nt);
+}
+
 inline void run_runs(const KernelTable& k, const float* x, float* y, std::size_t r0, std::size_t r1, const RunMap& rm,
                      const OpSpec& op, const std::uint8_t* keep, const float* mult) {
     k.runs_f32(x, y, r0, r1, rm, op, keep, mult);
@@ -154,6 +168,13 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
     if (default_map && noise.continuous && op.kind == OpKind::multiply) {  // fused: noise made and used per tile
         parallel_chunks(m.n, offset, threads, false, [&](std::size_t i0, std::size_t i1) {
             continuous_fused(k, x, y, i0, i1, noise.c, seed, offset);
+        });
+        return;
+    }
+    if (default_map && !noise.continuous && op.kind == OpKind::affine) {  // alpha: the fused walk, affine form
+        const bool nt = detail::use_streaming(Store::automatic, m.n * sizeof *y);
+        parallel_chunks(m.n, offset, threads, false, [&](std::size_t i0, std::size_t i1) {
+            affine_fused(k, x, y, i0, i1, noise.t, op, seed, offset, nt);
         });
         return;
     }

@@ -96,6 +96,9 @@ struct Isa::Lanes<float> {
     static __m256 compute(__m256 v, __m256 vs, Keep b) {
         return _mm256_and_ps(_mm256_mul_ps(v, vs), _mm256_castsi256_ps(lane_mask32(b)));
     }
+    static __m256 affine(__m256 v, __m256 va, __m256 vb, __m256 vfill, Keep b) {
+        return _mm256_blendv_ps(vfill, _mm256_add_ps(_mm256_mul_ps(v, va), vb), _mm256_castsi256_ps(lane_mask32(b)));
+    }
     static void store(T* y, __m256 v) { _mm256_storeu_ps(y, v); }
     static void stream(T* y, __m256 v) { _mm256_stream_ps(y, v); }
 };
@@ -107,10 +110,15 @@ struct Isa::Lanes<double> {
     static __m256d splat(double s) { return _mm256_set1_pd(s); }
     static __m256d load(const T* x) { return _mm256_loadu_pd(x); }
     static Keep keep(const std::uint8_t* bits, std::size_t p) { return bits_at(bits, p); }
-    static __m256d compute(__m256d v, __m256d vs, Keep b) {
+    static __m256i lanes(Keep b) {
         const __m256i sel = _mm256_setr_epi64x(1, 2, 4, 8);
-        const __m256i m = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(b & 0xFu), sel), sel);
-        return _mm256_and_pd(_mm256_mul_pd(v, vs), _mm256_castsi256_pd(m));
+        return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(b & 0xFu), sel), sel);
+    }
+    static __m256d compute(__m256d v, __m256d vs, Keep b) {
+        return _mm256_and_pd(_mm256_mul_pd(v, vs), _mm256_castsi256_pd(lanes(b)));
+    }
+    static __m256d affine(__m256d v, __m256d va, __m256d vb, __m256d vfill, Keep b) {
+        return _mm256_blendv_pd(vfill, _mm256_add_pd(_mm256_mul_pd(v, va), vb), _mm256_castsi256_pd(lanes(b)));
     }
     static void store(T* y, __m256d v) { _mm256_storeu_pd(y, v); }
     static void stream(T* y, __m256d v) { _mm256_stream_pd(y, v); }

@@ -144,6 +144,9 @@ struct Isa::Lanes<float> : MaskedLanes<Isa::Lanes<float>, float, __mmask16> {
     static __m512 load(const T* x) { return unfolded(_mm512_loadu_ps(x)); }
     static __m512 load(__mmask16 io, const T* x) { return _mm512_maskz_loadu_ps(io, x); }
     static __m512 compute(__m512 v, __m512 vs, __mmask16 k) { return _mm512_maskz_mul_ps(k, v, vs); }
+    static __m512 affine(__m512 v, __m512 va, __m512 vb, __m512 vfill, __mmask16 k) {
+        return _mm512_mask_blend_ps(k, vfill, _mm512_add_ps(_mm512_mul_ps(v, va), vb));
+    }
     static void store(T* y, __m512 v) { _mm512_storeu_ps(y, v); }
     static void store(T* y, __mmask16 io, __m512 v) { _mm512_mask_storeu_ps(y, io, v); }
     static void stream(T* y, __m512 v) { _mm512_stream_ps(y, v); }
@@ -156,6 +159,9 @@ struct Isa::Lanes<double> : MaskedLanes<Isa::Lanes<double>, double, __mmask8> {
     static __m512d load(const T* x) { return unfolded(_mm512_loadu_pd(x)); }
     static __m512d load(__mmask8 io, const T* x) { return _mm512_maskz_loadu_pd(io, x); }
     static __m512d compute(__m512d v, __m512d vs, __mmask8 k) { return _mm512_maskz_mul_pd(k, v, vs); }
+    static __m512d affine(__m512d v, __m512d va, __m512d vb, __m512d vfill, __mmask8 k) {
+        return _mm512_mask_blend_pd(k, vfill, _mm512_add_pd(_mm512_mul_pd(v, va), vb));
+    }
     static void store(T* y, __m512d v) { _mm512_storeu_pd(y, v); }
     static void store(T* y, __mmask8 io, __m512d v) { _mm512_mask_storeu_pd(y, io, v); }
     static void stream(T* y, __m512d v) { _mm512_stream_pd(y, v); }

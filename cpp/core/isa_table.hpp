@@ -82,6 +82,13 @@ struct KernelTable {
                          const PeriodicRates& r, std::uint64_t seed, std::uint64_t offset);
     // out[k] bit j = bit (31 - p) of t32[32 k + j], k < nwords
     void (*plane_bits)(const std::uint32_t* t32, int p, std::uint32_t* out, std::size_t nwords);
+    // alpha dropout, default map: keep ? (x * a) + b : fill (op.kind affine), fused like apply_*
+    void (*affine_f32)(const float* x, float* y, std::size_t i0, std::size_t i1, std::uint64_t t, const OpSpec& op,
+                       std::uint64_t seed, std::uint64_t offset, bool nt);
+    void (*affine_f64)(const double* x, double* y, std::size_t i0, std::size_t i1, std::uint64_t t, const OpSpec& op,
+                       std::uint64_t seed, std::uint64_t offset, bool nt);
+    void (*affine_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t i0, std::size_t i1, std::uint64_t t,
+                       const OpSpec& op, std::uint64_t seed, std::uint64_t offset, bool nt);
     // concrete backward over a sum segment: dx = g * kappa * scale, summands into acc[(lane0 + e) % 16]
     void (*concrete_grad_f32)(const float* g, const float* x, float* dx, std::size_t len, const float* kappa,
                               const ConcreteBackward& c, unsigned lane0, double* acc);

@@ -329,6 +329,36 @@ inline std::uint16_t mul_keep(std::uint16_t x, float s, bool keep) {
     return static_cast<std::uint16_t>(float_to_half(half_to_float(x) * s) & (0u - static_cast<unsigned>(keep)));
 }
 
+// Alpha dropout's fill (docs/rng.md section 14): keep ? (x * a) + b : fill, in the compute type CT
+// (two roundings, no FMA), the fill selected bit for bit whatever x held.
+template <class CT>
+struct Affine {
+    CT a, b, fill;
+};
+inline float keep_one(float x, const Affine<float>& f, bool keep) {
+    const std::uint32_t m = 0u - static_cast<std::uint32_t>(keep);
+    return bits_to_float((float_to_bits((x * f.a) + f.b) & m) | (float_to_bits(f.fill) & ~m));
+}
+inline double keep_one(double x, const Affine<double>& f, bool keep) {
+    const std::uint64_t m = 0ull - static_cast<std::uint64_t>(keep);
+    const double v = (x * f.a) + f.b;
+    std::uint64_t a, b;
+    std::memcpy(&a, &v, sizeof a);
+    std::memcpy(&b, &f.fill, sizeof b);
+    a = (a & m) | (b & ~m);
+    double r;
+    std::memcpy(&r, &a, sizeof r);
+    return r;
+}
+inline std::uint16_t keep_one(std::uint16_t x, const Affine<float>& f, bool keep) {
+    return float_to_half(keep_one(half_to_float(x), f, keep));
+}
+// keep ? x * s : +0 (standard dropout, a scale per call or per element)
+template <class T, class S>
+inline T keep_one(T x, S s, bool keep) {
+    return mul_keep(x, s, keep);
+}
+
 // Walk elements [i0, i1) of an array whose element i sits at position offset + i, one tile at a
 // time, handing each tile's keep bits to sink(i, count, words, bit0).
 // Streaming (out-of-cache) apply prefetches each tile's input before making its keep bits when
@@ -376,41 +406,59 @@ struct HasTail : std::false_type {};
 template <class L>
 struct HasTail<L, std::void_t<decltype(L::kMaskedTail)>> : std::true_type {};
 
-// keep ? x * s : +0 for elements [0, count) of a tile; returns how many it did (all, with a
-// masked tail). `s` is one scale, or a pointer to a scale per element (rate arrays; then T is
-// its own compute type: float or double). With `nt`, non-temporal stores from the first aligned
+template <class L, class = void>
+struct HasAffine : std::false_type {};
+template <class L>
+struct HasAffine<L, std::void_t<decltype(&L::affine)>> : std::true_type {};
+template <class S>
+struct IsAffine : std::false_type {};
+template <class CT>
+struct IsAffine<Affine<CT>> : std::true_type {};
+
+// What each element of a tile becomes, for elements [0, count); returns how many it did (all,
+// with a masked tail). `s` is one scale (keep ? x * s : +0), a pointer to a scale per element
+// (rate arrays; then T is its own compute type: float or double), or an Affine (alpha dropout:
+// keep ? (x * a) + b : fill, through the target's Lanes::affine; none for float16, whose
+// elements are left to the caller). With `nt`, non-temporal stores from the first aligned
 // element on (the few before it go through the portable path).
 template <class Isa, class T, class S>
 inline std::size_t apply_lanes(const T* x, T* y, std::size_t count, const std::uint8_t* bits, unsigned bit0, S s,
                                bool nt) {
     using L = typename Isa::template Lanes<T>;
     constexpr bool per_element = std::is_pointer<S>::value;
-    auto scale = [&](std::size_t e) {
-        if constexpr (per_element) return L::load(s + e);
-        else return L::splat(s);
-    };
-    auto one = [&](std::size_t e) {
-        if constexpr (per_element) return s[e];
-        else return s;
-    };
-    std::size_t e = 0;
-    if (nt) {
-        for (; e < count && reinterpret_cast<std::uintptr_t>(y + e) % L::kAlign != 0; ++e)
-            y[e] = mul_keep(x[e], one(e), byte_bit(bits, bit0 + e));
-        for (; e + L::N <= count; e += L::N)
-            L::stream(y + e, L::compute(L::load(x + e), scale(e), L::keep(bits, bit0 + e)));
+    constexpr bool affine = IsAffine<S>::value;
+    if constexpr (affine && !HasAffine<L>::value) {
+        (void)x, (void)y, (void)count, (void)bits, (void)bit0, (void)s, (void)nt;
+        return 0;
     } else {
-        for (; e + L::N <= count; e += L::N)
-            L::store(y + e, L::compute(L::load(x + e), scale(e), L::keep(bits, bit0 + e)));
-    }
-    if constexpr (HasTail<L>::value && !per_element) {
-        if (e < count) {
-            L::tail(x + e, y + e, count - e, L::keep(bits, bit0 + e), scale(e));
-            return count;
+        auto vec = [&](std::size_t e) {
+            const auto v = L::load(x + e);
+            const auto k = L::keep(bits, bit0 + e);
+            if constexpr (affine) return L::affine(v, L::splat(s.a), L::splat(s.b), L::splat(s.fill), k);
+            else if constexpr (per_element) return L::compute(v, L::load(s + e), k);
+            else return L::compute(v, L::splat(s), k);
+        };
+        auto one = [&](std::size_t e) {
+            if constexpr (per_element) return keep_one(x[e], s[e], byte_bit(bits, bit0 + e));
+            else return keep_one(x[e], s, byte_bit(bits, bit0 + e));
+        };
+        std::size_t e = 0;
+        if (nt) {
+            for (; e < count && reinterpret_cast<std::uintptr_t>(y + e) % L::kAlign != 0; ++e) y[e] = one(e);
+            for (; e + L::N <= count; e += L::N) L::stream(y + e, vec(e));
+        } else {
+            for (; e + L::N <= count; e += L::N) L::store(y + e, vec(e));
         }
+        if constexpr (HasTail<L>::value && !per_element && !affine) {
+            if (e < count) {
+                L::tail(x + e, y + e, count - e, L::keep(bits, bit0 + e), L::splat(s));
+                return count;
+            }
+        }
+        return e;
     }
-    return e;
 }
+
 
 // nt: non-temporal (streaming) stores where the target has them, for outputs larger than the
 // caches; the bits are the same either way.
@@ -423,7 +471,7 @@ void apply_range(const T* x, T* y, std::size_t i0, std::size_t i1, std::uint64_t
                   const auto* bytes = reinterpret_cast<const std::uint8_t*>(words);
                   std::size_t e = 0;
                   if constexpr (HasLanes<Isa, T>::value) e = apply_lanes<Isa>(x + i, y + i, count, bytes, bit0, s, nt);
-                  for (; e < count; ++e) y[i + e] = mul_keep(x[i + e], s, keep_bit(words, bit0 + e));
+                  for (; e < count; ++e) y[i + e] = keep_one(x[i + e], s, keep_bit(words, bit0 + e));
               },
               [&](std::size_t i, std::size_t count) {
                   // Out of cache with many planes per tile: ask for the tile's input now, so that
@@ -435,6 +483,16 @@ void apply_range(const T* x, T* y, std::size_t i0, std::size_t i1, std::uint64_t
                   for (; p < end; p += 64) __builtin_prefetch(p, 0, 3);
               });
     if (nt) Isa::fence();  // order the streaming stores before anything that follows
+}
+
+// Alpha dropout with the default map (docs/rng.md section 14): the fused walk of standard dropout
+// with the affine form (a, b, fill of `op`, rounded to the compute type).
+template <class Isa, class T>
+void affine_range(const T* x, T* y, std::size_t i0, std::size_t i1, std::uint64_t t, const OpSpec& op,
+                  std::uint64_t seed, std::uint64_t offset, bool nt) {
+    using CT = std::conditional_t<std::is_same<T, double>::value, double, float>;
+    const Affine<CT> f{static_cast<CT>(op.a), static_cast<CT>(op.b), static_cast<CT>(op.fill)};
+    apply_range<Isa, T>(x, y, i0, i1, t, f, seed, offset, nt);
 }
 
 // Unpacked mask: out[i] = 1 if kept else 0. Isa::bytes (if the target has it) widens keep bits
@@ -743,6 +801,9 @@ KernelTable make_table(const char* name) {
                        &rates_periodic_range<Isa, double>,
                        &rates_periodic_range<Isa, std::uint16_t>,
                        &plane_bits<Isa>,
+                       &affine_range<Isa, float>,
+                       &affine_range<Isa, double>,
+                       &affine_range<Isa, std::uint16_t>,
                        &concrete_grad_entry<float>,
                        &concrete_grad_entry<double>,
                        &concrete_grad_entry<std::uint16_t>,
