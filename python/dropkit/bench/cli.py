@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark dropkit against NumPy (tuned, its own reference, the seeds' code) and "
         "PyTorch when installed (torch.nn.functional, and dropkit.torch on the same tensors): tables, JSON, "
         "PNG plot, memory and the performance targets. "
-        "Default: quick mode (under a minute on 2 cores).",
+        "Default: quick mode (about two minutes on 2 cores).",
     )
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="quick mode (the default)")
