@@ -74,7 +74,9 @@ void apply_run(const T* x0, T* y0, std::size_t len, const Op<typename Compute<T>
     }
 }
 
-// A broadcast run (one noise value for the whole run): the constant forms.
+// A broadcast run (one noise value for the whole run): the constant forms. The affine form is
+// branch-free, (x * a) + b or the fill selected lane by lane, its input read either way (a
+// prefetcher that sees reads skip runs at random loses its streams, stream_runs below).
 template <class T>
 void apply_const(const T* x, T* y, std::size_t len, const Op<typename Compute<T>::CT>& op, bool keep, float mult) {
     using C = Compute<T>;
@@ -83,13 +85,12 @@ void apply_const(const T* x, T* y, std::size_t len, const Op<typename Compute<T>
     if (op.kind == OpKind::multiply) {
         const CT m = static_cast<CT>(mult);
         for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) * m);
+    } else if (op.kind == OpKind::affine) {
+        for (std::size_t j = 0; j < len; ++j) y[j] = C::out(pick(keep, (C::in(x[j]) * a) + b, fill));
     } else if (!keep) {
-        const T f = C::out(op.kind == OpKind::scale ? CT(0) : fill);
-        for (std::size_t j = 0; j < len; ++j) y[j] = f;
-    } else if (op.kind == OpKind::scale) {
-        for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) * a);
+        for (std::size_t j = 0; j < len; ++j) y[j] = T(0);
     } else {
-        for (std::size_t j = 0; j < len; ++j) y[j] = C::out((C::in(x[j]) * a) + b);
+        for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) * a);
     }
 }
 
@@ -186,15 +187,6 @@ bool stream_runs(const T* x, T* y, std::size_t r0, std::size_t r1, const RunMap&
     }
 }
 
-// The affine form of a broadcast run without a branch on keep: (x * a) + b or the fill, selected
-// lane by lane (the input is read either way, for the reason above).
-template <class T>
-void affine_const(const T* x, T* y, std::size_t len, const Op<typename Compute<T>::CT>& op, bool keep) {
-    using C = Compute<T>;
-    const auto a = op.a, b = op.b, fill = op.fill;
-    for (std::size_t j = 0; j < len; ++j) y[j] = C::out(pick(keep, (C::in(x[j]) * a) + b, fill));
-}
-
 // Concrete dropout's backward over one segment of a sum chunk (docs/rng.md 13.3, engine.cpp):
 // dx[e] = g[e] * m_e with m_e = kappa[e] * scale32, and the binary64 summand
 // v_e = ((g[e] * x[e]) * m_e) * (p - z_e * inv_t), z_e = 1 - kappa[e], added to the lane
@@ -205,30 +197,28 @@ template <class T>
 void concrete_grad(const T* g, const T* x, T* dx, std::size_t len, const float* kappa, float scale32, double p,
                    double inv_t, unsigned lane0, double* acc) {
     using C = Compute<T>;
-    auto one = [&](std::size_t e, double& a) {
-        const float m = kappa[e] * scale32;
+    // the summand of element e, its multiplier in m
+    auto term = [&](std::size_t e, float& m) {
+        m = kappa[e] * scale32;
         const float z = 1.0f - kappa[e];
         const double phi = p - static_cast<double>(z) * inv_t;
-        const T ge = g[e];
-        a += ((static_cast<double>(C::in(ge)) * static_cast<double>(C::in(x[e]))) * static_cast<double>(m)) * phi;
-        dx[e] = mul_m_any(ge, m);
+        return ((static_cast<double>(C::in(g[e])) * static_cast<double>(C::in(x[e]))) * static_cast<double>(m)) * phi;
+    };
+    auto one = [&](std::size_t e) {
+        float m;
+        acc[(lane0 + e) % 16] += term(e, m);
+        dx[e] = mul_m_any(g[e], m);
     };
     std::size_t e = 0;
-    for (; e < len && (lane0 + e) % 16 != 0; ++e) one(e, acc[(lane0 + e) % 16]);
+    for (; e < len && (lane0 + e) % 16 != 0; ++e) one(e);
     for (; e + 16 <= len; e += 16) {
         double v[16];
         float m[16];
-        for (int j = 0; j < 16; ++j) {
-            m[j] = kappa[e + j] * scale32;
-            const float z = 1.0f - kappa[e + j];
-            const double phi = p - static_cast<double>(z) * inv_t;
-            v[j] = ((static_cast<double>(C::in(g[e + j])) * static_cast<double>(C::in(x[e + j]))) *
-                    static_cast<double>(m[j])) * phi;
-        }
+        for (int j = 0; j < 16; ++j) v[j] = term(e + j, m[j]);
         for (int j = 0; j < 16; ++j) dx[e + j] = mul_m_any(g[e + j], m[j]);
         for (int j = 0; j < 16; ++j) acc[j] += v[j];
     }
-    for (; e < len; ++e) one(e, acc[(lane0 + e) % 16]);
+    for (; e < len; ++e) one(e);
 }
 
 template <class T>
@@ -262,11 +252,7 @@ void run_runs(const T* x, T* y, std::size_t r0, std::size_t r1, const RunMap& rm
         if (rm.step == 0) {
             const bool kept = keep == nullptr || keep[b] != 0;
             const float mu = mult != nullptr ? mult[b] : 0.0f;
-            if (op.kind == OpKind::affine) {
-                affine_const(xr, yr, rm.len, op, kept);
-            } else {
-                apply_const(xr, yr, rm.len, op, kept, mu);
-            }
+            apply_const(xr, yr, rm.len, op, kept, mu);
         } else {
             apply_run(xr, yr, rm.len, op, keep != nullptr ? keep + b : nullptr, mult != nullptr ? mult + b : nullptr,
                       rm.step);
