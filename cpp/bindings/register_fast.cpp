@@ -9,12 +9,17 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 #include "bindings/common.hpp"
 
 namespace dropkit::py_bind {
 
 namespace {
+
+// The variants of the compiled fast path (variant_fast's `kind`); dropkit/_registry.py names them.
+enum class FastKind : int { bernoulli = 0, gaussian = 1, alpha = 2, alpha_grad = 3, feature_alpha = 4, feature_alpha_grad = 5 };
 
 std::atomic<int> g_threads{1};
 std::atomic<int> g_simd{static_cast<int>(Simd::scalar)};
@@ -44,6 +49,126 @@ int fast_array(const py::handle& h) {
     if ((a.flags() & py::array::c_style) == 0) return 0;
     if (reinterpret_cast<std::uintptr_t>(a.data()) % static_cast<std::uintptr_t>(d.itemsize()) != 0) return 0;
     return num;
+}
+
+// `out` for a fast call: None (a new array like x), or an exactly matching array that is x or does
+// not overlap it. Returns false when the call is not a fast one.
+bool fast_out(const py::array& xa, int num, const py::handle& out, py::array& ya) {
+    if (out.is_none()) {
+        ya = py::array(xa.dtype(), std::vector<py::ssize_t>(xa.shape(), xa.shape() + xa.ndim()));
+        return true;
+    }
+    if (fast_array(out) != num) return false;
+    ya = py::reinterpret_borrow<py::array>(out);
+    if (!ya.writeable() || ya.ndim() != xa.ndim() || !std::equal(xa.shape(), xa.shape() + xa.ndim(), ya.shape()))
+        return false;
+    const auto* xb = static_cast<const char*>(xa.data());
+    const auto* yb = static_cast<const char*>(ya.data());
+    const std::size_t bytes = static_cast<std::size_t>(xa.size()) * static_cast<std::size_t>(xa.itemsize());
+    return xb == yb || !(xb < yb + bytes && yb < xb + bytes);  // in place, or no overlap at all
+}
+
+// The position map of docs/rng.md section 8.1 for x's shape and a Keras noise_shape: None (C order
+// of x), a tuple or list of Python ints or None, each entry 1 or the axis's size; the feature map
+// (N, C, 1, ..., 1) of feature-alpha dropout when `feature` is set. Fills shape and position
+// strides and the number of noise positions; false when the call is not a fast one (the general
+// path then raises the right error).
+bool fast_positions(const py::array& xa, const py::handle& noise_shape, bool feature, std::vector<std::int64_t>& shape,
+                    std::vector<std::uint64_t>& ps, unsigned __int128& noise_size) {
+    const auto nd = static_cast<std::size_t>(xa.ndim());
+    if (feature && (nd < 2 || !noise_shape.is_none())) return false;
+    shape.resize(nd);
+    ps.resize(nd);
+    std::vector<std::int64_t> ns(nd);
+    PyObject* seq = noise_shape.ptr();
+    const bool given = !noise_shape.is_none();
+    if (given) {
+        if (!PyTuple_CheckExact(seq) && !PyList_CheckExact(seq)) return false;
+        if (static_cast<std::size_t>(PySequence_Fast_GET_SIZE(seq)) != nd) return false;
+    }
+    for (std::size_t d = 0; d < nd; ++d) {
+        shape[d] = xa.shape(static_cast<py::ssize_t>(d));
+        if (shape[d] == 0) return false;  // empty: the general path (it touches no position)
+        ns[d] = feature && d >= 2 ? 1 : shape[d];
+        if (given) {
+            PyObject* e = PySequence_Fast_GET_ITEM(seq, static_cast<py::ssize_t>(d));
+            if (e == Py_None) continue;
+            if (!PyLong_CheckExact(e)) return false;
+            const long long v = PyLong_AsLongLong(e);
+            if (v == -1 && PyErr_Occurred()) {
+                PyErr_Clear();
+                return false;
+            }
+            if (v != 1 && v != shape[d]) return false;
+            ns[d] = v;
+        }
+    }
+    unsigned __int128 acc = 1;
+    for (std::size_t d = nd; d-- > 0;) {
+        ps[d] = ns[d] == 1 ? 0 : static_cast<std::uint64_t>(acc);
+        acc *= static_cast<unsigned __int128>(ns[d]);
+    }
+    noise_size = acc;
+    return true;
+}
+
+template <class F>
+py::object run_typed(int num, const void* xp, void* yp, F&& f) {
+    py::gil_scoped_release release;
+    if (num == kNpyFloat) f(static_cast<const float*>(xp), static_cast<float*>(yp));
+    else if (num == kNpyDouble) f(static_cast<const double*>(xp), static_cast<double*>(yp));
+    else f(static_cast<const std::uint16_t*>(xp), static_cast<std::uint16_t*>(yp));
+    return py::none();
+}
+
+void engine_call(const std::uint16_t* x, std::uint16_t* y, const std::int64_t* shape, const std::uint64_t* ps, int nd,
+                 std::uint64_t o, const NoiseSpec& noise, const OpSpec& op, std::uint64_t s, int nt, Simd sm) {
+    engine_apply_f16(x, y, shape, ps, nd, o, noise, op, s, nt, sm);
+}
+template <class T>
+void engine_call(const T* x, T* y, const std::int64_t* shape, const std::uint64_t* ps, int nd, std::uint64_t o,
+                 const NoiseSpec& noise, const OpSpec& op, std::uint64_t s, int nt, Simd sm) {
+    engine_apply(x, y, shape, ps, nd, o, noise, op, s, nt, sm);
+}
+void rates_call(const std::uint16_t* x, std::uint16_t* y, const std::int64_t* shape, const std::uint64_t* ps, int nd,
+                std::uint64_t o, const RateArrays& r, std::uint64_t s, int nt, Simd sm) {
+    rates_apply_nd_f16(x, y, shape, ps, nd, o, r, s, nt, sm);
+}
+template <class T>
+void rates_call(const T* x, T* y, const std::int64_t* shape, const std::uint64_t* ps, int nd, std::uint64_t o,
+                const RateArrays& r, std::uint64_t s, int nt, Simd sm) {
+    rates_apply_nd(x, y, shape, ps, nd, o, r, s, nt, sm);
+}
+
+// The per-call constants of a variant from its rate (docs/rng.md sections 4, 5, 12.2, 14), in
+// binary64 by the document's operation sequences (the same as dropkit/_params.py computes).
+// Returns false for a kind this fast path does not know.
+bool variant_spec(int kind, double r, NoiseSpec& noise, OpSpec& op) {
+    const std::uint64_t t = static_cast<std::uint64_t>(std::nearbyint(r * 4294967296.0));
+    constexpr double kAlphaPrime = -1.7580993408473766;
+    switch (static_cast<FastKind>(kind)) {
+        case FastKind::bernoulli:
+            noise = NoiseSpec{false, t, {}};
+            op = OpSpec{OpKind::scale, 1.0 / (1.0 - r), 0, 0};
+            return true;
+        case FastKind::gaussian:
+            noise = NoiseSpec{true, 0, ContinuousNoise{ContinuousKind::gaussian, static_cast<float>(std::sqrt(r / (1.0 - r))), 0, 0}};
+            op = OpSpec{OpKind::multiply, 0, 0, 0};
+            return true;
+        case FastKind::alpha:
+        case FastKind::alpha_grad:
+        case FastKind::feature_alpha:
+        case FastKind::feature_alpha_grad: {
+            const double a = 1.0 / std::sqrt((1.0 - r) * (1.0 + r * (kAlphaPrime * kAlphaPrime)));
+            const double b = -((a * kAlphaPrime) * r);
+            noise = NoiseSpec{false, t, {}};
+            const auto k = static_cast<FastKind>(kind);
+            if (k == FastKind::alpha_grad || k == FastKind::feature_alpha_grad) op = OpSpec{OpKind::scale, a, 0, 0};
+            else op = OpSpec{OpKind::affine, a, b, a * kAlphaPrime + b};
+            return true;
+        }
+    }
+    return false;
 }
 
 }  // namespace
@@ -116,6 +241,115 @@ void register_fast(py::module_& m) {
             return std::move(ya);
         },
         "The common dropout call, or None (see the file's comment).");
+    m.def(
+        "variant_fast",
+        [](int kind, py::handle x, py::handle rate, py::handle seed, py::handle offset, py::handle noise_shape,
+           py::handle out) -> py::object {
+            // The common call of every variant with a scalar rate in training mode, checked as
+            // dropout_fast checks (see the file's comment); None when it is not such a call.
+            if (!PyFloat_CheckExact(rate.ptr())) return py::none();
+            const double r = PyFloat_AS_DOUBLE(rate.ptr());
+            if (!(r > 0.0 && r < 1.0)) return py::none();
+            std::uint64_t s, o;
+            if (!as_u64(seed.ptr(), s) || !as_u64(offset.ptr(), o)) return py::none();
+            const int num = fast_array(x);
+            if (num == 0) return py::none();
+            const auto xa = py::reinterpret_borrow<py::array>(x);
+            const auto k = static_cast<FastKind>(kind);
+            const bool feature = k == FastKind::feature_alpha || k == FastKind::feature_alpha_grad;
+            std::vector<std::int64_t> shape;
+            std::vector<std::uint64_t> ps;
+            unsigned __int128 count;
+            if (!fast_positions(xa, noise_shape, feature, shape, ps, count)) return py::none();
+            if (static_cast<unsigned __int128>(o) + count > (static_cast<unsigned __int128>(1) << 64)) return py::none();
+            NoiseSpec noise{};
+            OpSpec op{};
+            if (!variant_spec(kind, r, noise, op)) throw py::value_error("unknown fast variant kind " + std::to_string(kind));
+            py::array ya;
+            if (!fast_out(xa, num, out, ya)) return py::none();
+            const int nt = g_threads.load(std::memory_order_relaxed);
+            const auto sm = static_cast<Simd>(g_simd.load(std::memory_order_relaxed));
+            const int nd = static_cast<int>(shape.size());
+            run_typed(num, xa.data(), ya.mutable_data(), [&](const auto* xp, auto* yp) {
+                engine_call(xp, yp, shape.data(), ps.data(), nd, o, noise, op, s, nt, sm);
+            });
+            return std::move(ya);
+        },
+        "The common training call of a variant (kind: dropkit/_registry.py), or None.");
+    m.def(
+        "rates_fast",
+        [](py::handle x, py::handle rate, py::handle seed, py::handle offset, py::handle noise_shape,
+           py::handle out) -> py::object {
+            // Inverted training dropout with a float64 rate array broadcastable to x (docs/rng.md
+            // section 9): thresholds and scales made here from the rate array's own elements
+            // (t = round-half-even(rate * 2**32); scale 1 / (1 - rate), 0 at rate 1, rounded once
+            // to the compute type), read by the core through broadcast strides. None when the call
+            // is not such a one (every error then comes from the general path).
+            if (!py::isinstance<py::array>(rate)) return py::none();
+            const auto ra = py::reinterpret_borrow<py::array>(rate);
+            if (ra.ndim() == 0 || ra.dtype().num() != kNpyDouble || ra.dtype().byteorder() == '>') return py::none();
+            std::uint64_t s, o;
+            if (!as_u64(seed.ptr(), s) || !as_u64(offset.ptr(), o)) return py::none();
+            const int num = fast_array(x);
+            if (num == 0) return py::none();
+            const auto xa = py::reinterpret_borrow<py::array>(x);
+            if (ra.ndim() > xa.ndim() || xa.ndim() > kMaxRateDims) return py::none();
+            if (reinterpret_cast<std::uintptr_t>(ra.data()) % alignof(double) != 0) return py::none();
+            std::vector<std::int64_t> shape;
+            std::vector<std::uint64_t> ps;
+            unsigned __int128 count;
+            if (!fast_positions(xa, noise_shape, false, shape, ps, count)) return py::none();
+            if (static_cast<unsigned __int128>(o) + count > (static_cast<unsigned __int128>(1) << 64)) return py::none();
+            // The rate array's elements in C order, checked, and their thresholds and scales.
+            const auto rn = static_cast<std::size_t>(ra.size());
+            const int rnd = static_cast<int>(ra.ndim());
+            std::vector<std::uint64_t> tv(rn);
+            std::vector<double> sv(rn);
+            bool any_nonzero = false;
+            {
+                std::vector<py::ssize_t> idx(static_cast<std::size_t>(rnd), 0);
+                const auto* base = static_cast<const char*>(ra.data());
+                for (std::size_t i = 0; i < rn; ++i) {
+                    py::ssize_t off = 0;
+                    for (int d = 0; d < rnd; ++d) off += idx[static_cast<std::size_t>(d)] * ra.strides(d);
+                    double v;
+                    std::memcpy(&v, base + off, sizeof v);
+                    if (!(v >= 0.0 && v <= 1.0)) return py::none();
+                    any_nonzero |= v != 0.0;
+                    tv[i] = static_cast<std::uint64_t>(std::nearbyint(v * 4294967296.0));
+                    const double sc = v == 1.0 ? 0.0 : 1.0 / (1.0 - v);
+                    sv[i] = num == kNpyDouble ? sc : static_cast<double>(static_cast<float>(sc));
+                    for (int d = rnd; d-- > 0;) {
+                        if (++idx[static_cast<std::size_t>(d)] < ra.shape(d)) break;
+                        idx[static_cast<std::size_t>(d)] = 0;
+                    }
+                }
+            }
+            if (!any_nonzero) return py::none();  // the identity: Python returns x itself
+            // Broadcast strides (in elements of tv/sv, C order of the rate array) against x's shape.
+            const int nd = static_cast<int>(shape.size());
+            std::vector<std::int64_t> bs(static_cast<std::size_t>(nd), 0);
+            {
+                std::int64_t acc = 1;
+                for (int d = rnd; d-- > 0;) {
+                    const int xd = nd - rnd + d;
+                    const auto len = static_cast<std::int64_t>(ra.shape(d));
+                    if (len != 1 && len != shape[static_cast<std::size_t>(xd)]) return py::none();
+                    bs[static_cast<std::size_t>(xd)] = len == 1 ? 0 : acc;
+                    acc *= len;
+                }
+            }
+            py::array ya;
+            if (!fast_out(xa, num, out, ya)) return py::none();
+            const RateArrays rr{nd, shape.data(), tv.data(), bs.data(), sv.data(), bs.data()};
+            const int nt = g_threads.load(std::memory_order_relaxed);
+            const auto sm = static_cast<Simd>(g_simd.load(std::memory_order_relaxed));
+            run_typed(num, xa.data(), ya.mutable_data(), [&](const auto* xp, auto* yp) {
+                rates_call(xp, yp, shape.data(), ps.data(), nd, o, rr, s, nt, sm);
+            });
+            return std::move(ya);
+        },
+        "Inverted training dropout with a rate array, or None.");
 }
 
 }  // namespace dropkit::py_bind

@@ -9,23 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from . import _core, _runtime, _validate
+from . import _core, _params, _runtime, _validate
 from .reference import _kernels as _ref_kernels
 
-_TWO32 = 1 << 32
-_TWO64 = 1 << 64
+threshold = _params.threshold  # (kept under its old name: docs/rng.md section 4)
 
 
 def _kernels(backend: str | None) -> ModuleType:
     return _core if _runtime.backend_name(backend) == "core" else _ref_kernels
-
-
-def threshold(rate: float) -> int:
-    """``t = round(rate * 2**32)`` (ties to even): an element is kept iff ``u >= t`` (docs/rng.md §4).
-
-    ``rate`` is a binary64 float (a Python float); ``rate * 2**32`` is exact, so this rounds once.
-    """
-    return round(rate * _TWO32)
 
 
 def _identity(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -68,24 +59,13 @@ def _masked(x: np.ndarray, rate: float, inverted: bool, seed: int, offset: int,
     """Training-mode forward, and every backward: keep ? x * s : +0."""
     if rate == 0.0:  # everything kept, s = 1 in both modes
         return _identity(x, out)
-    scale = 0.0 if rate == 1.0 else (1.0 / (1.0 - rate) if inverted else 1.0)
+    scale = _params.inverted_scale(rate) if inverted else (0.0 if rate == 1.0 else 1.0)
     return _apply(x, threshold(rate), scale, seed, offset, out, kernels)
 
 
-def _fast(x: Any, rate: Any, seed: Any, offset: Any, training: bool, inverted: Any, out: Any,
-          backend: Any) -> np.ndarray | None:
-    """The common call in one compiled step (``_core.dropout_fast``), or None if the call is not one.
-
-    Training forward or backward, or classic evaluation, with: a Python float rate strictly inside
-    (0, 1), Python int seed and offset (offset + size <= 2**64), an aligned C-contiguous
-    native-order float16/32/64 ndarray, bool flags, the core backend, and either no ``out`` or an
-    aligned, writable, C-contiguous ndarray of x's dtype and shape that is x itself or does not
-    overlap it. Each condition implies that the general path's checks pass, so the result is the
-    same bits; on None the caller runs the general path, which gives every error and its message.
-    """
-    if (_runtime._backend == "core" if backend is None else backend == "core"):
-        return _core.dropout_fast(x, rate, seed, offset, training, inverted, out)
-    return None
+def _core_backend(backend: Any) -> bool:
+    """True when the call runs on the C++ core (no validation: a bad name takes the general path)."""
+    return _runtime._backend == "core" if backend is None else backend == "core"
 
 
 def _check_common(x: Any, rate: Any, seed: Any, offset: Any, out: Any, backend: Any, name: str = "x"):
@@ -171,8 +151,14 @@ def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, out=None, 
     >>> sorted(set(y.tolist())) in ([0.0, 2.0], [2.0], [0.0])
     True
     """
-    if noise_shape is None and (training is True or (training is False and inverted is False)):
-        y = _fast(x, rate, seed, offset, training, inverted, out, backend)
+    if noise_shape is None and type(rate) is float:
+        if (training is True or (training is False and inverted is False)) and _core_backend(backend):
+            y = _core.dropout_fast(x, rate, seed, offset, training, inverted, out)
+            if y is not None:
+                return y
+    elif training is True and inverted is True and _core_backend(backend):  # broadcast noise, rate arrays
+        y = (_core.variant_fast(0, x, rate, seed, offset, noise_shape, out) if type(rate) is float
+             else _core.rates_fast(x, rate, seed, offset, noise_shape, out))
         if y is not None:
             return y
     if noise_shape is not None or (isinstance(rate, np.ndarray) and rate.ndim):
@@ -194,7 +180,7 @@ def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, out=None, 
     return _masked(a, r, inverted, s, o, out, k)
 
 
-def dropout_backward(grad, rate, *, seed, offset=0, inverted=True, out=None, backend=None):
+def dropout_backward(grad, rate, *, seed, offset=0, inverted=True, out=None, backend=None, noise_shape=None):
     """Gradient of training-mode :func:`dropout` with respect to its input.
 
     Regenerates the mask from ``(seed, offset, rate)`` (nothing was stored) and applies the same
@@ -205,8 +191,9 @@ def dropout_backward(grad, rate, *, seed, offset=0, inverted=True, out=None, bac
     grad : array_like
         Gradient of the loss with respect to the forward's output; float16/32/64, any alignment
         (copied to an aligned buffer when misaligned, as ``x`` in :func:`dropout`).
-    rate, seed, offset, inverted, out, backend
-        As in :func:`dropout`; pass the forward's values.
+    rate, seed, offset, inverted, out, backend, noise_shape
+        As in :func:`dropout`; pass the forward's values. A rate array or a ``noise_shape`` makes
+        the call :func:`dropkit.dropout_nd_backward` (the same mask as the forward's).
 
     Returns
     -------
@@ -218,9 +205,18 @@ def dropout_backward(grad, rate, *, seed, offset=0, inverted=True, out=None, bac
     ValueError, TypeError
         As :func:`dropout`.
     """
-    y = _fast(grad, rate, seed, offset, True, inverted, out, backend)
-    if y is not None:
-        return y
+    if _core_backend(backend):
+        y = (_core.dropout_fast(grad, rate, seed, offset, True, inverted, out)
+             if noise_shape is None and type(rate) is float else
+             _core.variant_fast(0, grad, rate, seed, offset, noise_shape, out) if type(rate) is float and inverted is True
+             else _core.rates_fast(grad, rate, seed, offset, noise_shape, out) if inverted is True else None)
+        if y is not None:
+            return y
+    if noise_shape is not None or (isinstance(rate, np.ndarray) and rate.ndim):
+        from .variants import dropout_nd_backward  # broadcast noise or a rate array (docs/rng.md §8, §9)
+
+        return dropout_nd_backward(grad, rate, seed=seed, offset=offset, noise_shape=noise_shape,
+                                   inverted=inverted, out=out, backend=backend)
     a, r, s, o, out, k = _check_common(grad, rate, seed, offset, out, backend, "grad")
     inverted = _validate.flag(inverted, "inverted")
     return _masked(a, r, inverted, s, o, out, k)

@@ -15,8 +15,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _api, _core, _runtime, _validate
-from .reference import _variants as _refv
+from . import _api, _core, _params, _runtime, _validate
 
 __all__ = [
     "alpha_dropout",
@@ -40,13 +39,24 @@ _TWO32 = 1 << 32
 # --------------------------------------------------------------------------------------------
 
 
+# The kinds of ``_core.variant_fast`` (cpp/bindings/register_fast.cpp FastKind).
+_FAST_BERNOULLI, _FAST_GAUSSIAN, _FAST_ALPHA, _FAST_ALPHA_GRAD, _FAST_FEATURE_ALPHA, _FAST_FEATURE_ALPHA_GRAD = range(6)
+
+
+def _core_backend(backend: Any) -> bool:
+    """True when the call runs on the C++ core (no validation: a bad name takes the general path)."""
+    return _runtime._backend == "core" if backend is None else backend == "core"
+
+
 def _kernel(name: str, backend: Optional[str]) -> Callable[..., Any]:
     """``dropkit._core.<name>`` when the backend is "core" and the core has it, else the reference."""
     if _runtime.backend_name(backend) == "core":
         f = getattr(_core, name, None)
         if f is not None:
             return f
-    return getattr(_refv, name)
+    from .reference import _variants as _twin  # the "numpy" backend's kernels (not its parameters)
+
+    return getattr(_twin, name)
 
 
 def _run(name: str, backend: Optional[str], *args: Any) -> Any:
@@ -79,13 +89,13 @@ def _resolve_noise_shape(shape: Tuple[int, ...], noise_shape: Any) -> Tuple[int,
         raise TypeError(f"noise_shape must be None or a sequence of integers (or None entries), "
                         f"got {noise_shape!r}")
     entries = tuple(noise_shape)
-    _refv.noise_pstrides(shape, entries)  # the one check of section 8.1 (length, 1 or the size)
+    _params.noise_pstrides(shape, entries)  # the one check of section 8.1 (length, 1 or the size)
     return tuple(s if n is None else int(n) for n, s in zip(entries, shape))
 
 
 def _pstrides(shape: Tuple[int, ...], noise: Tuple[int, ...]) -> Tuple[int, ...]:
     """Position strides of section 8.1: C-order strides of ``noise``, 0 on its axes of size 1."""
-    return _refv.noise_pstrides(shape, noise)
+    return _params.noise_pstrides(shape, noise)
 
 
 def noise_size(shape: Any, noise_shape: Any = None) -> int:
@@ -194,8 +204,8 @@ def _dropout_nd(a, r, rarr, training, inverted, s, o, noise_shape, out, backend)
         t = np.where(ones, np.uint64(_TWO32), np.uint64(0))
         scale = np.where(ones, 0.0, 1.0 - rarr).astype(ct)
         return _bernoulli(a, t, scale, s, 0, ps, out, backend)
-    t = _refv.rate_thresholds(rarr)
-    scale = _refv.rate_scales(rarr, a.dtype) if inverted else np.where(rarr == 1.0, 0.0, 1.0).astype(ct)
+    t = _params.rate_thresholds(rarr)
+    scale = _params.rate_scales(rarr, a.dtype) if inverted else np.where(rarr == 1.0, 0.0, 1.0).astype(ct)
     return _bernoulli(a, t, scale, s, o, ps, out, backend)
 
 
@@ -255,6 +265,11 @@ def dropout_nd(x, rate, *, seed, offset=0, noise_shape=None, training=True, inve
     >>> bool((y == y[..., :1]).all())  # one value per (sample, channel)
     True
     """
+    if training is True and inverted is True and _core_backend(backend):
+        y = (_core.variant_fast(_FAST_BERNOULLI, x, rate, seed, offset, noise_shape, out) if type(rate) is float
+             else _core.rates_fast(x, rate, seed, offset, noise_shape, out))
+        if y is not None:
+            return y
     _runtime.backend_name(backend)
     a, s, o, out = _check_x(x, seed, offset, out)
     r, rarr = _rate_or_array(rate, a.shape)
@@ -284,6 +299,11 @@ def dropout_nd_backward(grad, rate, *, seed, offset=0, noise_shape=None, inverte
     ValueError, TypeError
         As :func:`dropout_nd`.
     """
+    if inverted is True and _core_backend(backend):
+        y = (_core.variant_fast(_FAST_BERNOULLI, grad, rate, seed, offset, noise_shape, out) if type(rate) is float
+             else _core.rates_fast(grad, rate, seed, offset, noise_shape, out))
+        if y is not None:
+            return y
     _runtime.backend_name(backend)
     a, s, o, out = _check_x(grad, seed, offset, out, "grad")
     r, rarr = _rate_or_array(rate, a.shape)
@@ -310,7 +330,7 @@ def _gaussian(a, r, s, o, noise_shape, out, backend):
         return _identity(a, out)
     src, y = _buffers(a, out)
     if y.size:
-        _run("gaussian_apply", backend, src, y, _refv.gaussian_sigma(r), s, o, ps)
+        _run("gaussian_apply", backend, src, y, _params.gaussian_sigma(r), s, o, ps)
     return y
 
 
@@ -350,6 +370,10 @@ def gaussian_dropout(x, rate, *, seed, offset=0, training=True, noise_shape=None
     >>> y.dtype, y.shape
     (dtype('float32'), (4,))
     """
+    if training is True and _core_backend(backend):
+        y = _core.variant_fast(_FAST_GAUSSIAN, x, rate, seed, offset, noise_shape, out)
+        if y is not None:
+            return y
     _runtime.backend_name(backend)
     a, s, o, out = _check_x(x, seed, offset, out)
     r = _gaussian_rate(rate)
@@ -380,6 +404,10 @@ def gaussian_dropout_backward(grad, rate, *, seed, offset=0, noise_shape=None, o
     ValueError, TypeError
         As :func:`gaussian_dropout`.
     """
+    if _core_backend(backend):
+        y = _core.variant_fast(_FAST_GAUSSIAN, grad, rate, seed, offset, noise_shape, out)
+        if y is not None:
+            return y
     _runtime.backend_name(backend)
     a, s, o, out = _check_x(grad, seed, offset, out, "grad")
     r = _gaussian_rate(rate)
@@ -395,7 +423,7 @@ def _alpha(a, r, s, o, noise_shape, out, backend, backward):
     ns, ps = _noise(a, noise_shape, o)
     if r == 0.0:
         return _identity(a, out)
-    ca, cb, fill = _refv.alpha_constants(r)
+    ca, cb, fill = _params.alpha_constants(r)
     t = _api.threshold(r)
     if backward:  # grad * a where kept, +0 where dropped: section 5's apply with scale a (§14)
         if ns == a.shape:  # the flat kernel of standard dropout (in the core today)
@@ -442,6 +470,10 @@ def alpha_dropout(x, rate, *, seed, offset=0, training=True, noise_shape=None, o
     ValueError, TypeError
         As :func:`dropout_nd` (scalar rates only).
     """
+    if training is True and _core_backend(backend):
+        y = _core.variant_fast(_FAST_ALPHA, x, rate, seed, offset, noise_shape, out)
+        if y is not None:
+            return y
     _runtime.backend_name(backend)
     a, s, o, out = _check_x(x, seed, offset, out)
     r = _validate.rate(rate)
@@ -472,6 +504,10 @@ def alpha_dropout_backward(grad, rate, *, seed, offset=0, noise_shape=None, out=
     ValueError, TypeError
         As :func:`alpha_dropout`.
     """
+    if _core_backend(backend):
+        y = _core.variant_fast(_FAST_ALPHA_GRAD, grad, rate, seed, offset, noise_shape, out)
+        if y is not None:
+            return y
     _runtime.backend_name(backend)
     a, s, o, out = _check_x(grad, seed, offset, out, "grad")
     r = _validate.rate(rate)
@@ -500,6 +536,10 @@ def feature_alpha_dropout(x, rate, *, seed, offset=0, training=True, out=None, b
     TypeError
         As :func:`alpha_dropout`.
     """
+    if training is True and _core_backend(backend):
+        y = _core.variant_fast(_FAST_FEATURE_ALPHA, x, rate, seed, offset, None, out)
+        if y is not None:
+            return y
     _runtime.backend_name(backend)
     a, s, o, out = _check_x(x, seed, offset, out)
     r = _validate.rate(rate)
@@ -531,6 +571,10 @@ def feature_alpha_dropout_backward(grad, rate, *, seed, offset=0, out=None, back
     ValueError, TypeError
         As :func:`feature_alpha_dropout`.
     """
+    if _core_backend(backend):
+        y = _core.variant_fast(_FAST_FEATURE_ALPHA_GRAD, grad, rate, seed, offset, None, out)
+        if y is not None:
+            return y
     _runtime.backend_name(backend)
     a, s, o, out = _check_x(grad, seed, offset, out, "grad")
     r = _validate.rate(rate)
@@ -549,7 +593,7 @@ def _concrete_params(logit: Any, temperature: Any) -> Tuple[float, float, float,
         logit = logit[()]
     if isinstance(temperature, np.ndarray) and temperature.ndim == 0:
         temperature = temperature[()]
-    return _refv.concrete_params(logit, temperature)
+    return _params.concrete_params(logit, temperature)
 
 
 def concrete_dropout(x, logit, *, temperature, seed, offset=0, training=True, out=None, backend=None):

@@ -28,6 +28,8 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from . import _kernels
+from .._params import (ALPHA_PRIME, alpha_constants, check_real as _check_real, compute_type as _compute_type,
+                       concrete_params, gaussian_sigma, noise_pstrides, rate_scales, rate_thresholds)
 
 __all__ = [
     # section 8
@@ -132,7 +134,6 @@ _COS_C = (  # c(t) = 1 + t^2 (C2 + t^2 (C4 + t^2 (C6 + t^2 C8)))
 )
 
 # Section 14: alpha dropout.
-ALPHA_PRIME = -1.7580993408473766
 
 # Section 15: deterministic sums.
 REDUCE_CHUNK = 1 << 14
@@ -148,12 +149,6 @@ _FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64
 
 def _check_int(name: str, value: object, lo: int, hi: int) -> int:
     return _kernels._check_int(name, value, lo, hi)
-
-
-def _check_real(name: str, value: object) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
-    return float(value)
 
 
 def _check_float_array(name: str, a: object) -> np.ndarray:
@@ -176,71 +171,9 @@ def _check_out(x: np.ndarray, out: np.ndarray, name: str = "out") -> None:
         raise ValueError(f"{name} must be writeable")
 
 
-def _compute_type(dtype: np.dtype):
-    return np.float64 if np.dtype(dtype) == np.float64 else np.float32
-
-
 # --------------------------------------------------------------------------------------------
 # Section 8: positions
 # --------------------------------------------------------------------------------------------
-
-
-def noise_pstrides(shape: Sequence[int], noise_shape: Optional[Sequence[Optional[int]]]) -> Tuple[int, ...]:
-    """Position strides of an array of ``shape`` whose noise has ``noise_shape`` (section 8.1).
-
-    Keras semantics: ``noise_shape`` has one entry per axis of ``shape``; ``None`` means the
-    axis's own size; an entry of 1 shares one noise value along that axis (stride 0); otherwise
-    it must equal the axis's size. The strides are the C-order strides (in elements) of the
-    noise-shaped array, with 0 on shared axes.
-
-    Parameters
-    ----------
-    shape : sequence of int
-        Shape of ``x``.
-    noise_shape : sequence of (int or None), or None
-        Shape of the noise; ``None`` means ``shape`` (no sharing).
-
-    Returns
-    -------
-    tuple of int
-        ``pstrides``: element ``i`` (a multi-index) sits at ``offset + sum(i_d * pstrides[d])``.
-
-    Raises
-    ------
-    TypeError
-        If an entry is not an integer or None.
-    ValueError
-        If ``noise_shape`` has the wrong length or an entry is neither 1 nor the axis size.
-    """
-    shape = tuple(int(s) for s in shape)
-    if noise_shape is None:
-        ns = shape
-    else:
-        ns_in = tuple(noise_shape)
-        if len(ns_in) != len(shape):
-            raise ValueError(
-                f"noise_shape must have {len(shape)} entries (one per axis of x), got {ns_in!r}"
-            )
-        ns_list = []
-        for d, (n, s) in enumerate(zip(ns_in, shape)):
-            if n is None:
-                n = s
-            if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
-                raise TypeError(f"noise_shape entries must be integers or None, got {n!r}")
-            n = int(n)
-            if n != 1 and n != s:
-                raise ValueError(
-                    f"noise_shape {ns_in!r} does not broadcast to x's shape {shape}: "
-                    f"axis {d} has size {s}, noise size {n}"
-                )
-            ns_list.append(n)
-        ns = tuple(ns_list)
-    strides = [0] * len(ns)
-    acc = 1
-    for d in range(len(ns) - 1, -1, -1):
-        strides[d] = acc if ns[d] != 1 else 0
-        acc *= ns[d]
-    return tuple(strides)
 
 
 def block_pstrides(global_shape: Sequence[int]) -> Tuple[int, ...]:
@@ -342,44 +275,6 @@ def _drive(x, out, seed, offset, pstrides, policy) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Section 9: rate arrays (and section 4 at arbitrary positions)
 # --------------------------------------------------------------------------------------------
-
-
-def rate_thresholds(rate: object) -> np.ndarray:
-    """Per-element thresholds ``t = round_half_even(rate * 2**32)`` (sections 4 and 9).
-
-    Parameters
-    ----------
-    rate : array_like of float
-        Drop rates in ``[0, 1]``, converted to binary64.
-
-    Returns
-    -------
-    numpy.ndarray of uint64
-        Thresholds in ``[0, 2**32]``, same shape as ``rate``.
-
-    Raises
-    ------
-    ValueError
-        If a rate is outside ``[0, 1]`` or NaN.
-    """
-    r = np.asarray(rate, dtype=np.float64)
-    bad = ~((r >= 0.0) & (r <= 1.0))
-    if np.any(bad):
-        raise ValueError(f"rate must be in [0, 1], got {float(r[bad].flat[0])}")
-    # rate * 2**32 is exact in binary64; rint rounds half to even (as Python's round()).
-    return np.rint(r * 4294967296.0).astype(np.uint64)
-
-
-def rate_scales(rate: object, dtype: object) -> np.ndarray:
-    """Per-element inverted-dropout scales ``1 / (1 - rate)`` (sections 5 and 9).
-
-    Computed in binary64 and rounded once to the compute type of ``dtype`` (binary32 for
-    float16/float32, binary64 for float64); 0 where ``rate == 1``.
-    """
-    r = np.asarray(rate, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        s = np.where(r == 1.0, 0.0, 1.0 / (1.0 - r))
-    return s.astype(_compute_type(np.dtype(dtype)))
 
 
 def bernoulli_keep_at(pos: np.ndarray, threshold: object, seed: int) -> np.ndarray:
@@ -659,14 +554,6 @@ def normals(seed: int, offset: int, n: int) -> np.ndarray:
     return normals_at(np.arange(n_, dtype=np.uint64) + np.uint64(o), seed)
 
 
-def gaussian_sigma(rate: float) -> float:
-    """``sigma = sqrt(rate / (1 - rate))`` in binary64 (section 12.2); rate in ``[0, 1)``."""
-    r = _check_real("rate", rate)
-    if not 0.0 <= r < 1.0:
-        raise ValueError(f"rate must be in [0, 1) for Gaussian dropout, got {rate}")
-    return math.sqrt(r / (1.0 - r))
-
-
 def gaussian_multiplier(eps: np.ndarray, sigma: float) -> np.ndarray:
     """``m = 1 + sigma32 * eps`` in binary32, two roundings (section 12.2)."""
     s32 = np.float32(_check_real("sigma", sigma))
@@ -729,32 +616,6 @@ def gaussian_apply(
 # --------------------------------------------------------------------------------------------
 # Section 13: concrete dropout
 # --------------------------------------------------------------------------------------------
-
-
-def concrete_params(logit: float, temperature: float) -> Tuple[float, float, float, float]:
-    """Per-call binary64 constants of concrete dropout from the logit of p (section 13.1).
-
-    Returns
-    -------
-    (logit, inv_temperature, scale, p) : tuple of float
-        ``p = 1 / (1 + exp(-logit))``, ``inv_temperature = 1 / temperature``,
-        ``scale = 1 / (1 - p)``, all binary64 (``math.exp``).
-    """
-    lg = _check_real("logit", logit)
-    temp = _check_real("temperature", temperature)
-    if not temp > 0.0 or not math.isfinite(temp):
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    inv_t = 1.0 / temp
-    with np.errstate(over="ignore"):  # the overflow is the condition tested, not a warning
-        inv_t32 = np.float32(inv_t)
-    if not math.isfinite(float(inv_t32)):
-        raise ValueError(f"temperature is too small (1/temperature overflows binary32), got {temperature}")
-    if not math.isfinite(lg):
-        raise ValueError(f"logit must be finite, got {logit}")
-    p = 1.0 / (1.0 + math.exp(-lg)) if lg > -700.0 else 0.0
-    if not p < 1.0:
-        raise ValueError(f"the drop probability must be < 1, got p=1 from logit {logit}")
-    return lg, inv_t, 1.0 / (1.0 - p), p
 
 
 def concrete_noise(pos: np.ndarray, seed: int, logit: float, inv_temperature: float) -> np.ndarray:
@@ -872,24 +733,6 @@ def concrete_backward(
 # --------------------------------------------------------------------------------------------
 # Section 14: alpha dropout
 # --------------------------------------------------------------------------------------------
-
-
-def alpha_constants(rate: float) -> Tuple[float, float, float]:
-    """``(a, b, fill)`` of alpha dropout in binary64 by the fixed sequence of section 14.
-
-    ``a = 1 / sqrt((1 - r) * (1 + r * (alpha' * alpha')))``, ``b = -((a * alpha') * r)``,
-    ``fill = a * alpha' + b``; ``(0, 0, 0)`` at ``r = 1``.
-    """
-    r = _check_real("rate", rate)
-    if not 0.0 <= r <= 1.0:
-        raise ValueError(f"rate must be in [0, 1], got {rate}")
-    if r == 1.0:
-        return 0.0, 0.0, 0.0
-    q = ALPHA_PRIME * ALPHA_PRIME
-    a = 1.0 / math.sqrt((1.0 - r) * (1.0 + r * q))
-    b = -((a * ALPHA_PRIME) * r)
-    fill = a * ALPHA_PRIME + b
-    return a, b, fill
 
 
 def alpha_apply(
