@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "bindings/common.hpp"
@@ -350,6 +351,45 @@ void register_fast(py::module_& m) {
             return std::move(ya);
         },
         "Inverted training dropout with a rate array, or None.");
+    m.def(
+        "concrete_fast",
+        [](py::handle x, py::handle logit, py::handle temperature, py::handle seed, py::handle offset,
+           py::handle out) -> py::object {
+            // Concrete dropout's training forward with Python float logit and temperature inside
+            // the admissible ranges of docs/rng.md 13.1 (the constants by dropkit/_params.py's
+            // sequence: binary64, glibc's exp as Python's math.exp), or None.
+            if (!PyFloat_CheckExact(logit.ptr()) || !PyFloat_CheckExact(temperature.ptr())) return py::none();
+            const double lg = PyFloat_AS_DOUBLE(logit.ptr()), temp = PyFloat_AS_DOUBLE(temperature.ptr());
+            constexpr double f32_max = static_cast<double>(std::numeric_limits<float>::max());
+            if (!(temp > 0.0) || !(std::fabs(lg) <= f32_max)) return py::none();
+            const double inv_t = 1.0 / temp;
+            if (!(inv_t <= f32_max)) return py::none();
+            const double p = lg > -700.0 ? 1.0 / (1.0 + std::exp(-lg)) : 0.0;
+            if (!(p < 1.0)) return py::none();
+            std::uint64_t s, o;
+            if (!as_u64(seed.ptr(), s) || !as_u64(offset.ptr(), o)) return py::none();
+            const int num = fast_array(x);
+            if (num == 0) return py::none();
+            const auto xa = py::reinterpret_borrow<py::array>(x);
+            std::vector<std::int64_t> shape;
+            std::vector<std::uint64_t> ps;
+            unsigned __int128 count;
+            if (!fast_positions(xa, py::none(), false, shape, ps, count)) return py::none();
+            if (static_cast<unsigned __int128>(o) + count > (static_cast<unsigned __int128>(1) << 64)) return py::none();
+            const NoiseSpec noise{true, 0, ContinuousNoise{ContinuousKind::concrete, static_cast<float>(lg),
+                                                           static_cast<float>(inv_t), static_cast<float>(1.0 / (1.0 - p))}};
+            const OpSpec op{OpKind::multiply, 0, 0, 0};
+            py::array ya;
+            if (!fast_out(xa, num, out, ya)) return py::none();
+            const int nt = g_threads.load(std::memory_order_relaxed);
+            const auto sm = static_cast<Simd>(g_simd.load(std::memory_order_relaxed));
+            const int nd = static_cast<int>(shape.size());
+            run_typed(num, xa.data(), ya.mutable_data(), [&](const auto* xp, auto* yp) {
+                engine_call(xp, yp, shape.data(), ps.data(), nd, o, noise, op, s, nt, sm);
+            });
+            return std::move(ya);
+        },
+        "Concrete dropout's common training call, or None.");
 }
 
 }  // namespace dropkit::py_bind

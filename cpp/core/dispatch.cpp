@@ -1,8 +1,13 @@
-// Runtime dispatch over SIMD targets and the OpenMP driver shared by every kernel.
+// Runtime dispatch over SIMD targets, and the default thread count.
 #include "core/kernels.hpp"
 
+#if DROPKIT_HAVE_OPENMP
 #include <omp.h>
+#endif
+#include <sched.h>
 #include <unistd.h>
+
+#include <cstdlib>
 
 #include <fstream>
 #include <stdexcept>
@@ -116,6 +121,28 @@ void bernoulli_mask(std::uint8_t* out, std::size_t n, bool packed, std::uint64_t
                     [&](std::size_t i0, std::size_t i1) { fn(out, i0, i1, t, seed, offset); });
 }
 
-int default_threads() { return omp_get_max_threads(); }
+// OpenMP's rule when OpenMP is there (OMP_NUM_THREADS, else the CPUs this process may run on);
+// without it (a compiler with no OpenMP, such as Apple clang), the same rule read by hand: the
+// first entry of OMP_NUM_THREADS when it is a positive integer, else the affinity mask's CPUs.
+int default_threads() {
+#if DROPKIT_HAVE_OPENMP
+    return omp_get_max_threads();
+#else
+    if (const char* env = std::getenv("OMP_NUM_THREADS")) {
+        char* end = nullptr;
+        const long v = std::strtol(env, &end, 10);
+        if (end != env && v > 0 && (*end == '\0' || *end == ',')) return v > 1 << 30 ? 1 << 30 : static_cast<int>(v);
+    }
+#ifdef __linux__
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        const int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+#endif
+    const long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? static_cast<int>(n) : 1;
+#endif
+}
 
 }  // namespace dropkit

@@ -1,6 +1,6 @@
 """dropkit: fast, exact, reproducible dropout for NumPy.
 
-A C++17 core (OpenMP threads, AVX2/AVX-512 with runtime dispatch) over a counter-based
+A C++17 core (its own thread pool, AVX2/AVX-512 with runtime dispatch) over a counter-based
 Philox4x32-10 stream: every mask is a pure function of (seed, offset, element index, rate), the
 same on every thread count, SIMD target and chunking, and the same as the pure-NumPy reference
 in :mod:`dropkit.reference`. See docs/rng.md for the stream, README.md for an overview.

@@ -16,14 +16,14 @@ _lock = threading.Lock()
 
 
 def _cpu_threads() -> int:
-    """The CPUs this process may run on (what OpenMP uses without OMP_NUM_THREADS), at most
+    """The CPUs this process may run on (the default without OMP_NUM_THREADS), at most
     MAX_THREADS."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(cpus or 1, MAX_THREADS))
 
 
 def _initial_threads() -> int:
-    """OpenMP's count (``OMP_NUM_THREADS``, else the CPUs), if in [1, MAX_THREADS].
+    """The default count (``OMP_NUM_THREADS``, else the CPUs), if in [1, MAX_THREADS].
 
     A larger ``OMP_NUM_THREADS`` gives a RuntimeWarning and the CPU count instead, the way OpenMP
     itself treats values it cannot use (an unparsable value: libgomp prints its own warning and
@@ -72,13 +72,13 @@ _core._set_fast_state(_threads, _simd)  # the settings the compiled fast path (d
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of OpenMP threads dropkit's kernels use.
+    """Set the number of threads of dropkit's own pool that its kernels use.
 
     Parameters
     ----------
     n : int
         In [1, 1024] (``dropkit._runtime.MAX_THREADS``: far above any useful count, and well
-        below what makes OpenMP abort the process when it cannot create the threads). A Python
+        below what a process can create threads for). A Python
         or NumPy integer, not a bool. Arrays smaller than ``dropkit._core.PARALLEL_CUTOFF``
         elements always run on one thread. The result never depends on the thread count.
 
@@ -99,10 +99,12 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """The number of threads dropkit's kernels use.
 
-    The default is OpenMP's count when dropkit is imported: ``OMP_NUM_THREADS``, else the number
-    of CPUs this process may use. An ``OMP_NUM_THREADS`` above 1024 gives a RuntimeWarning at
-    import and the CPU count (at most 1024) instead; a value OpenMP cannot parse (``0``, ``abc``)
-    gives OpenMP's own warning and the CPU count.
+    The default, read when dropkit is imported, follows OpenMP's rule (dropkit's kernels run on
+    their own pool; OpenMP, when the build found it, only supplies this count):
+    ``OMP_NUM_THREADS``, else the number of CPUs this process may use. An ``OMP_NUM_THREADS``
+    above 1024 gives a RuntimeWarning at import and the CPU count (at most 1024) instead; a value
+    that cannot be parsed (``0``, ``abc``) gives the CPU count (with OpenMP's own warning in an
+    OpenMP build).
 
     Returns
     -------

@@ -22,7 +22,7 @@ feature, say).
 Threads: the rule
 -----------------
 Keep ``(dask worker threads) x (dropkit threads) <= cores``. dropkit's kernels use
-:func:`dropkit.get_num_threads` OpenMP threads in the process that runs the task:
+:func:`dropkit.get_num_threads` threads of its pool in the process that runs the task:
 
 - ``dask.distributed`` worker processes: the nanny starts workers with ``OMP_NUM_THREADS=1``
   (distributed's default ``distributed.nanny.pre-spawn-environ``), which dropkit reads at import,
@@ -51,7 +51,8 @@ except ImportError as e:  # pragma: no cover - exercised only without dask
 from . import _api, _core, _runtime, _validate
 from . import variants as _variants
 from .reference import _kernels as _refk
-from .reference import _variants as _refv
+from . import _params
+from .reference import _variants as _refv  # the "numpy" backend's kernels (not its parameters)
 
 __all__ = [
     "alpha_dropout",
@@ -101,8 +102,8 @@ def _rate_params(rates: np.ndarray, mode: str, dtype) -> tuple:
     ones = rates == 1.0
     if mode == "classic-eval":  # x * (1 - rate), everything dropped where the rate is 1
         return np.where(ones, np.uint64(_TWO32), np.uint64(0)), np.where(ones, 0.0, 1.0 - rates).astype(ct)
-    scale = _refv.rate_scales(rates, dtype) if mode == "inverted" else np.where(ones, 0.0, 1.0).astype(ct)
-    return _refv.rate_thresholds(rates), scale
+    scale = _params.rate_scales(rates, dtype) if mode == "inverted" else np.where(ones, 0.0, 1.0).astype(ct)
+    return _params.rate_thresholds(rates), scale
 
 
 def _block(xb: np.ndarray, kernel: str, params: tuple, seed: int, offset: int, pstrides: tuple,
@@ -183,7 +184,7 @@ def _noise(shape: tuple, noise_shape, offset: int) -> tuple:
                         f"got {noise_shape!r}")
     else:
         entries = tuple(noise_shape)
-    ps = _refv.noise_pstrides(shape, entries)  # the one check of §8.1 (length, 1 or the size)
+    ps = _params.noise_pstrides(shape, entries)  # the one check of §8.1 (length, 1 or the size)
     _validate.span(offset, math.prod(n if e is None else int(e) for n, e in zip(shape, entries)))
     return ps
 
@@ -306,7 +307,7 @@ def _gaussian(x, rate, s, o, noise_shape, training, t):
                          f"variance), got {rate!r}")
     if not training or r == 0.0:
         return x
-    return _map(x, "gaussian_apply", (_refv.gaussian_sigma(r),), s, o, ps, t)
+    return _map(x, "gaussian_apply", (_params.gaussian_sigma(r),), s, o, ps, t)
 
 
 def gaussian_dropout(x, rate, *, seed, offset=0, training=True, noise_shape=None, threads=None):
@@ -365,7 +366,7 @@ def _alpha(x, rate, s, o, noise_shape, training, backward, t):
     r = _validate.rate(rate)
     if not training or r == 0.0:
         return x
-    a, b, fill = _refv.alpha_constants(r)
+    a, b, fill = _params.alpha_constants(r)
     if backward:  # grad * a where kept, +0 where dropped (docs/rng.md §14)
         return _map(x, "bernoulli_apply_nd", (_api.threshold(r), a), s, o, ps, t)
     return _map(x, "alpha_apply", (_api.threshold(r), a, b, fill), s, o, ps, t)

@@ -627,6 +627,10 @@ def concrete_dropout(x, logit, *, temperature, seed, offset=0, training=True, ou
     TypeError
         logit or temperature not a real number, a bad dtype, seed, offset or flag.
     """
+    if training is True and _core_backend(backend):
+        y = _core.concrete_fast(x, logit, temperature, seed, offset, out)
+        if y is not None:
+            return y
     _runtime.backend_name(backend)
     a, s, o, out = _check_x(x, seed, offset, out)
     lg, inv_t, scale, _p = _concrete_params(logit, temperature)
