@@ -2,6 +2,7 @@
 for the NumPy twin of each function)."""
 import numpy as np
 import numpy.typing as npt
+from typing import Sequence
 
 STREAM_VERSION: int
 __version__: str
@@ -35,3 +36,43 @@ def bernoulli_mask(
     threads: int = -1,
     simd: str = "",
 ) -> np.ndarray: ...
+
+# ---- the variants' kernels (docs/rng.md sections 8-15); pstrides None means C order of x ------
+def bernoulli_apply_nd(
+    x: np.ndarray, out: np.ndarray, threshold: int | np.ndarray, scale: float | np.ndarray, seed: int,
+    offset: int, pstrides: Sequence[int] | None = None, threads: int = -1, simd: str = "",
+) -> np.ndarray: ...
+def alpha_apply(
+    x: np.ndarray, out: np.ndarray, threshold: int, a: float, b: float, fill: float, seed: int, offset: int,
+    pstrides: Sequence[int] | None = None, threads: int = -1, simd: str = "",
+) -> np.ndarray: ...
+def gaussian_apply(
+    x: np.ndarray, out: np.ndarray, sigma: float, seed: int, offset: int,
+    pstrides: Sequence[int] | None = None, threads: int = -1, simd: str = "",
+) -> np.ndarray: ...
+def concrete_apply(
+    x: np.ndarray, out: np.ndarray, logit: float, inv_temperature: float, scale: float, seed: int, offset: int,
+    pstrides: Sequence[int] | None = None, threads: int = -1, simd: str = "",
+) -> np.ndarray: ...
+def concrete_backward(
+    grad: np.ndarray, x: np.ndarray, dx: np.ndarray, logit: float, inv_temperature: float, scale: float,
+    p: float, seed: int, offset: int, threads: int = -1, simd: str = "",
+) -> tuple[np.ndarray, float]: ...
+def deterministic_sum(values: npt.NDArray[np.float64], offset: int, threads: int = -1, simd: str = "") -> float: ...
+
+# ---- the compiled fast path: the common call in one step, or None (then the Python API's general
+# path runs and raises every error); threads and SIMD target are those pushed by _set_fast_state.
+def _set_fast_state(threads: int, simd: str) -> None: ...
+def _fast_state() -> tuple[int, str]: ...
+def dropout_fast(
+    x: object, rate: object, seed: object, offset: object, training: object, inverted: object, out: object
+) -> np.ndarray | None: ...
+def variant_fast(
+    kind: int, x: object, rate: object, seed: object, offset: object, noise_shape: object, out: object
+) -> np.ndarray | None: ...
+def rates_fast(
+    x: object, rate: object, seed: object, offset: object, noise_shape: object, out: object
+) -> np.ndarray | None: ...
+def concrete_fast(
+    x: object, logit: object, temperature: object, seed: object, offset: object, out: object
+) -> np.ndarray | None: ...
