@@ -20,7 +20,9 @@ namespace dropkit::py_bind {
 namespace {
 
 // The variants of the compiled fast path (variant_fast's `kind`); dropkit/_registry.py names them.
-enum class FastKind : int { bernoulli = 0, gaussian = 1, alpha = 2, alpha_grad = 3, feature_alpha = 4, feature_alpha_grad = 5 };
+enum class FastKind : int {
+    bernoulli = 0, gaussian = 1, alpha = 2, alpha_grad = 3, feature_alpha = 4, feature_alpha_grad = 5, gaussian_noise = 6
+};
 
 std::atomic<int> g_threads{1};
 std::atomic<int> g_simd{static_cast<int>(Simd::scalar)};
@@ -141,13 +143,22 @@ void rates_call(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
     rates_apply_nd(x, y, shape, ps, nd, o, r, s, nt, sm);
 }
 
-// The per-call constants of a variant from its rate (docs/rng.md sections 4, 5, 12.2, 14), in
-// binary64 by the document's operation sequences (the same as dropkit/_params.py computes).
-// Returns false for a kind this fast path does not know.
+// The per-call constants of a variant from its parameter (a rate; Gaussian noise: a standard
+// deviation), by the operation sequences of docs/rng.md sections 4, 5, 12 and 14 in binary64 (the
+// same as dropkit/_params.py computes). Returns false when the parameter is not one the fast path
+// takes (rate 0 or 1 and anything invalid: the general path's business).
 bool variant_spec(int kind, double r, NoiseSpec& noise, OpSpec& op) {
-    const std::uint64_t t = static_cast<std::uint64_t>(std::nearbyint(r * 4294967296.0));
     constexpr double kAlphaPrime = -1.7580993408473766;
+    if (static_cast<FastKind>(kind) == FastKind::gaussian_noise) {
+        if (!(r > 0.0 && r <= static_cast<double>(std::numeric_limits<float>::max()))) return false;
+        noise = NoiseSpec{true, 0, ContinuousNoise{ContinuousKind::normal, static_cast<float>(r), 0, 0}};
+        op = OpSpec{OpKind::add, 0, 0, 0};
+        return true;
+    }
+    if (!(r > 0.0 && r < 1.0)) return false;
+    const std::uint64_t t = static_cast<std::uint64_t>(std::nearbyint(r * 4294967296.0));
     switch (static_cast<FastKind>(kind)) {
+        case FastKind::gaussian_noise: return false;  // (above)
         case FastKind::bernoulli:
             noise = NoiseSpec{false, t, {}};
             op = OpSpec{OpKind::scale, 1.0 / (1.0 - r), 0, 0};
@@ -249,8 +260,11 @@ void register_fast(py::module_& m) {
             // The common call of every variant with a scalar rate in training mode, checked as
             // dropout_fast checks (see the file's comment); None when it is not such a call.
             if (!PyFloat_CheckExact(rate.ptr())) return py::none();
-            const double r = PyFloat_AS_DOUBLE(rate.ptr());
-            if (!(r > 0.0 && r < 1.0)) return py::none();
+            NoiseSpec noise{};
+            OpSpec op{};
+            if (kind < 0 || kind > static_cast<int>(FastKind::gaussian_noise))
+                throw py::value_error("unknown fast variant kind " + std::to_string(kind));
+            if (!variant_spec(kind, PyFloat_AS_DOUBLE(rate.ptr()), noise, op)) return py::none();
             std::uint64_t s, o;
             if (!as_u64(seed.ptr(), s) || !as_u64(offset.ptr(), o)) return py::none();
             const int num = fast_array(x);
@@ -263,9 +277,6 @@ void register_fast(py::module_& m) {
             unsigned __int128 count;
             if (!fast_positions(xa, noise_shape, feature, shape, ps, count)) return py::none();
             if (static_cast<unsigned __int128>(o) + count > (static_cast<unsigned __int128>(1) << 64)) return py::none();
-            NoiseSpec noise{};
-            OpSpec op{};
-            if (!variant_spec(kind, r, noise, op)) throw py::value_error("unknown fast variant kind " + std::to_string(kind));
             py::array ya;
             if (!fast_out(xa, num, out, ya)) return py::none();
             const int nt = g_threads.load(std::memory_order_relaxed);

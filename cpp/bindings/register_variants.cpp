@@ -201,6 +201,18 @@ void register_variants(py::module_& m) {
         py::arg("pstrides") = py::none(), py::arg("threads") = -1, py::arg("simd") = "",
         "Gaussian dropout (docs/rng.md section 12): out = x * ((sigma32 * eps) + 1).");
     m.def(
+        "gaussian_noise_apply",
+        [](const py::array& x, py::array& out, double stddev, std::uint64_t seed, std::uint64_t offset,
+           const py::object& pstrides, int threads, const std::string& simd) {
+            if (!(stddev >= 0.0) || stddev > static_cast<double>(std::numeric_limits<float>::max()))
+                throw py::value_error("stddev must be finite in binary32 and >= 0, got " + std::to_string(stddev));
+            const NoiseSpec noise{true, 0, ContinuousNoise{ContinuousKind::normal, static_cast<float>(stddev), 0, 0}};
+            return call_engine(x, out, pstrides, offset, noise, OpSpec{OpKind::add, 0, 0, 0}, seed, threads, simd);
+        },
+        py::arg("x"), py::arg("out"), py::arg("stddev"), py::arg("seed"), py::arg("offset"),
+        py::arg("pstrides") = py::none(), py::arg("threads") = -1, py::arg("simd") = "",
+        "Gaussian noise (docs/rng.md section 12.3): out = x + (stddev32 * eps).");
+    m.def(
         "concrete_apply",
         [](const py::array& x, py::array& out, double logit, double inv_temperature, double scale,
            std::uint64_t seed, std::uint64_t offset, const py::object& pstrides, int threads, const std::string& simd) {

@@ -71,6 +71,9 @@ void apply_run(const T* x0, T* y0, std::size_t len, const Op<typename Compute<T>
         case OpKind::multiply:
             for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) * static_cast<CT>(mult[j * st]));
             break;
+        case OpKind::add:
+            for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) + static_cast<CT>(mult[j * st]));
+            break;
     }
 }
 
@@ -81,16 +84,23 @@ template <class T>
 void apply_const(const T* x, T* y, std::size_t len, const Op<typename Compute<T>::CT>& op, bool keep, float mult) {
     using C = Compute<T>;
     using CT = typename C::CT;
-    const CT a = op.a, b = op.b, fill = op.fill;
-    if (op.kind == OpKind::multiply) {
-        const CT m = static_cast<CT>(mult);
-        for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) * m);
-    } else if (op.kind == OpKind::affine) {
-        for (std::size_t j = 0; j < len; ++j) y[j] = C::out(pick(keep, (C::in(x[j]) * a) + b, fill));
-    } else if (!keep) {
-        for (std::size_t j = 0; j < len; ++j) y[j] = T(0);
-    } else {
-        for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) * a);
+    const CT a = op.a, b = op.b, fill = op.fill, m = static_cast<CT>(mult);
+    switch (op.kind) {
+        case OpKind::multiply:
+            for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) * m);
+            break;
+        case OpKind::add:
+            for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) + m);
+            break;
+        case OpKind::affine:
+            for (std::size_t j = 0; j < len; ++j) y[j] = C::out(pick(keep, (C::in(x[j]) * a) + b, fill));
+            break;
+        case OpKind::scale:
+            if (!keep)
+                for (std::size_t j = 0; j < len; ++j) y[j] = T(0);
+            else
+                for (std::size_t j = 0; j < len; ++j) y[j] = C::out(C::in(x[j]) * a);
+            break;
     }
 }
 
@@ -141,7 +151,8 @@ bool stream_runs(const T* x, T* y, std::size_t r0, std::size_t r1, const RunMap&
     using CT = typename Compute<T>::CT;
     if constexpr (HasLanes<Isa, T>::value) {
         const bool multiply = op.kind == OpKind::multiply;
-        if (op.kind == OpKind::affine || (multiply && !std::is_same<T, CT>::value)) return false;
+        if (op.kind == OpKind::affine || op.kind == OpKind::add || (multiply && !std::is_same<T, CT>::value))
+            return false;
         constexpr std::size_t kBlock = 4096;  // elements; a multiple of every target's line
         alignas(64) std::uint8_t bits[kBlock / 8 + 8];
         alignas(64) CT sc[kBlock];

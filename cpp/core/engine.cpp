@@ -107,16 +107,17 @@ inline void rate_runs(const KernelTable& k, const std::uint16_t* x, std::uint16_
 }
 
 inline void continuous_fused(const KernelTable& k, const float* x, float* y, std::size_t i0, std::size_t i1,
-                             const ContinuousNoise& c, std::uint64_t seed, std::uint64_t offset) {
-    k.continuous_f32(x, y, i0, i1, c, seed, offset);
+                             const ContinuousNoise& c, OpKind op, std::uint64_t seed, std::uint64_t offset) {
+    k.continuous_f32(x, y, i0, i1, c, op, seed, offset);
 }
 inline void continuous_fused(const KernelTable& k, const double* x, double* y, std::size_t i0, std::size_t i1,
-                             const ContinuousNoise& c, std::uint64_t seed, std::uint64_t offset) {
-    k.continuous_f64(x, y, i0, i1, c, seed, offset);
+                             const ContinuousNoise& c, OpKind op, std::uint64_t seed, std::uint64_t offset) {
+    k.continuous_f64(x, y, i0, i1, c, op, seed, offset);
 }
 inline void continuous_fused(const KernelTable& k, const std::uint16_t* x, std::uint16_t* y, std::size_t i0,
-                             std::size_t i1, const ContinuousNoise& c, std::uint64_t seed, std::uint64_t offset) {
-    k.continuous_f16(x, y, i0, i1, c, seed, offset);
+                             std::size_t i1, const ContinuousNoise& c, OpKind op, std::uint64_t seed,
+                             std::uint64_t offset) {
+    k.continuous_f16(x, y, i0, i1, c, op, seed, offset);
 }
 
 // Positions of noise a sparse map (a block of a larger array) makes at once for its runs.
@@ -165,9 +166,10 @@ void run_engine(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
     if (m.n == 0) return;
     const bool default_map = rates == nullptr && (m.shape.empty() || (m.shape.size() == 1 && m.ps[0] == 1));
 
-    if (default_map && noise.continuous && op.kind == OpKind::multiply) {  // fused: noise made and used per tile
+    if (default_map && noise.continuous && (op.kind == OpKind::multiply || op.kind == OpKind::add)) {
+        // fused: noise made and used per tile
         parallel_chunks(m.n, offset, threads, false, [&](std::size_t i0, std::size_t i1) {
-            continuous_fused(k, x, y, i0, i1, noise.c, seed, offset);
+            continuous_fused(k, x, y, i0, i1, noise.c, op.kind, seed, offset);
         });
         return;
     }

@@ -48,11 +48,12 @@ void bernoulli_mask(std::uint8_t* out, std::size_t n, bool packed, std::uint64_t
 
 // ---- every variant: one engine (engine.cpp) -------------------------------------------------
 
-// Continuous noise of stream kind 1 (docs/rng.md sections 10-13): a multiplier m(g) per position.
-enum class ContinuousKind : int { gaussian = 0, concrete = 1 };
+// Continuous noise of stream kind 1 (docs/rng.md sections 10-13): a binary32 value per position,
+// a multiplier m(g) (gaussian, concrete) or an additive term n(g) (normal).
+enum class ContinuousKind : int { gaussian = 0, concrete = 1, normal = 2 };
 struct ContinuousNoise {
     ContinuousKind kind;
-    float p0, p1, p2;  // gaussian: sigma32; concrete: theta32, inv_t32, scale32
+    float p0, p1, p2;  // gaussian, normal: sigma32; concrete: theta32, inv_t32, scale32
 };
 
 // The noise of a call: Bernoulli keep bits (threshold t) or continuous multipliers.
@@ -66,7 +67,9 @@ struct NoiseSpec {
 //   scale:    keep ? x * a : +0
 //   affine:   keep ? (x * a) + b : fill
 //   multiply: x * m (continuous noise)
-enum class OpKind : int { scale = 0, affine = 1, multiply = 2 };
+//   add:      x + m (continuous noise, section 12.3)
+// Every switch over OpKind and ContinuousKind lists every value (-Werror=switch checks it).
+enum class OpKind : int { scale = 0, affine = 1, multiply = 2, add = 3 };
 struct OpSpec {
     OpKind kind;
     double a, b, fill;  // rounded once to the compute type

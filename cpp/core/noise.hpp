@@ -101,9 +101,11 @@ struct Noise {
     }
 };
 
-// Section 12: Gaussian multipliers m = (sigma32 * eps) + 1 of the four positions of each Philox
-// call (x0..x3 are the call's words in W lanes; out_j gets the multiplier of position 4q + j).
-struct GaussianNoise {
+// Section 12: Gaussian multipliers m = (sigma32 * eps) + 1 (kShift) or additive terms
+// n = sigma32 * eps (section 12.3) of the four positions of each Philox call (x0..x3 are the
+// call's words in W lanes; out_j gets the value of position 4q + j).
+template <bool kShift>
+struct NormalNoise {
     float sigma;
     template <class Isa, class V = typename Isa::V, class F = typename Isa::F>
     void operator()(const V (&x)[4], F (&out)[4]) const {
@@ -115,11 +117,16 @@ struct GaussianNoise {
             const F rho = Isa::fsqrt(Isa::fmul(minus_two, N::log_f32(N::uniform(x[2 * pair]))));
             F cv, sv;
             N::sincos(x[2 * pair + 1], cv, sv);
-            out[2 * pair] = Isa::fadd(Isa::fmul(sig, Isa::fmul(rho, cv)), one);
-            out[2 * pair + 1] = Isa::fadd(Isa::fmul(sig, Isa::fmul(rho, sv)), one);
+            out[2 * pair] = Isa::fmul(sig, Isa::fmul(rho, cv));
+            out[2 * pair + 1] = Isa::fmul(sig, Isa::fmul(rho, sv));
+            if constexpr (kShift) {
+                out[2 * pair] = Isa::fadd(out[2 * pair], one);
+                out[2 * pair + 1] = Isa::fadd(out[2 * pair + 1], one);
+            }
         }
     }
 };
+using GaussianNoise = NormalNoise<true>;
 
 // Section 13.2: concrete multipliers m = kappa * scale32 (one word per position).
 struct ConcreteNoise {

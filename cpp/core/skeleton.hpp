@@ -610,47 +610,49 @@ inline void walk_continuous(std::size_t i0, std::size_t i1, std::uint64_t offset
     });
 }
 
-// y = x * m in the compute type (binary32; binary64 for double, m widened exactly).
+// x * m and x + m in the compute type (binary32; binary64 for double, m widened exactly; float16
+// through binary32, rounded back once).
 inline float mul_m(float x, float m) { return x * m; }
 inline double mul_m(double x, float m) { return x * static_cast<double>(m); }
 inline std::uint16_t mul_m(std::uint16_t x, float m) { return float_to_half(half_to_float(x) * m); }
+inline float add_m(float x, float m) { return x + m; }
+inline double add_m(double x, float m) { return x + static_cast<double>(m); }
+inline std::uint16_t add_m(std::uint16_t x, float m) { return float_to_half(half_to_float(x) + m); }
 
-template <class NoiseFn>
-inline NoiseFn make_noise(const ContinuousNoise& p);
-template <>
-inline GaussianNoise make_noise<GaussianNoise>(const ContinuousNoise& p) { return GaussianNoise{p.p0}; }
-template <>
-inline ConcreteNoise make_noise<ConcreteNoise>(const ContinuousNoise& p) { return ConcreteNoise{p.p0, p.p1, p.p2}; }
+// The one select of a continuous noise: f(noise functor) for p's kind.
+template <class F>
+inline void visit_noise(const ContinuousNoise& p, F&& f) {
+    switch (p.kind) {
+        case ContinuousKind::gaussian: f(NormalNoise<true>{p.p0}); return;
+        case ContinuousKind::normal: f(NormalNoise<false>{p.p0}); return;
+        case ContinuousKind::concrete: f(ConcreteNoise{p.p0, p.p1, p.p2}); return;
+    }
+}
 
-template <class Isa, class T, class NoiseFn>
-inline void continuous_apply_as(const T* x, T* y, std::size_t i0, std::size_t i1, const NoiseFn& noise,
-                                std::uint64_t seed, std::uint64_t offset) {
-    walk_continuous<Isa>(i0, i1, offset, seed, noise, [&](std::size_t i, std::size_t count, const float* m) {
-        for (std::size_t e = 0; e < count; ++e) y[i + e] = mul_m(x[i + e], m[e]);
+// y[i] = x[i] * m(offset + i) (OpKind::multiply) or x[i] + m(offset + i) (OpKind::add) for the
+// continuous noise p; the engine passes no other op.
+template <class Isa, class T>
+void continuous_apply_range(const T* x, T* y, std::size_t i0, std::size_t i1, const ContinuousNoise& p, OpKind op,
+                            std::uint64_t seed, std::uint64_t offset) {
+    visit_noise(p, [&](const auto& noise) {
+        walk_continuous<Isa>(i0, i1, offset, seed, noise, [&](std::size_t i, std::size_t count, const float* m) {
+            if (op == OpKind::add)
+                for (std::size_t e = 0; e < count; ++e) y[i + e] = add_m(x[i + e], m[e]);
+            else
+                for (std::size_t e = 0; e < count; ++e) y[i + e] = mul_m(x[i + e], m[e]);
+        });
     });
 }
 
-// y[i] = x[i] * m(offset + i) for the continuous noise p.
-template <class Isa, class T>
-void continuous_apply_range(const T* x, T* y, std::size_t i0, std::size_t i1, const ContinuousNoise& p,
-                            std::uint64_t seed, std::uint64_t offset) {
-    if (p.kind == ContinuousKind::gaussian)
-        continuous_apply_as<Isa>(x, y, i0, i1, make_noise<GaussianNoise>(p), seed, offset);
-    else
-        continuous_apply_as<Isa>(x, y, i0, i1, make_noise<ConcreteNoise>(p), seed, offset);
-}
-
-// out[i] = m(offset + i): the multipliers alone (broadcast noise is made at noise size first).
+// out[i] = m(offset + i): the noise values alone (broadcast noise is made at noise size first).
 template <class Isa>
 void continuous_noise_range(float* out, std::size_t i0, std::size_t i1, const ContinuousNoise& p,
                             std::uint64_t seed, std::uint64_t offset) {
-    auto copy = [&](std::size_t i, std::size_t count, const float* m) {
-        std::memcpy(out + i, m, count * sizeof(float));
-    };
-    if (p.kind == ContinuousKind::gaussian)
-        walk_continuous<Isa>(i0, i1, offset, seed, make_noise<GaussianNoise>(p), copy);
-    else
-        walk_continuous<Isa>(i0, i1, offset, seed, make_noise<ConcreteNoise>(p), copy);
+    visit_noise(p, [&](const auto& noise) {
+        walk_continuous<Isa>(i0, i1, offset, seed, noise, [&](std::size_t i, std::size_t count, const float* m) {
+            std::memcpy(out + i, m, count * sizeof(float));
+        });
+    });
 }
 
 // ---- rate arrays (docs/rng.md section 9): a threshold and a scale per element ----------------
