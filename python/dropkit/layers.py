@@ -33,14 +33,15 @@ def resolve_seed(seed: object) -> int:
 def check_noise_shape(value: object) -> Optional[Tuple[Optional[int], ...]]:
     """A layer's ``noise_shape=`` (Keras semantics) as a tuple, or None.
 
-    One entry per axis of the input, each a non-negative integer or None (the input's size on that
-    axis); whether it broadcasts to an input (each entry 1 or that axis's size) is checked at each
-    ``forward``. Strings, bools and non-sequences are a TypeError, negative entries a ValueError,
-    both naming ``noise_shape``.
+    One entry per axis of the input, each a positive integer or None (the input's size on that
+    axis, empty axes included), as Keras' ``Dropout`` checks it; whether it broadcasts to an input
+    (each entry 1 or that axis's size) is checked at each ``forward``. Strings, bools, floats and
+    non-sequences are a TypeError (dropkit's rule for bad types; Keras raises ValueError), entries
+    below 1 a ValueError, both naming ``noise_shape``.
     """
     if value is None:
         return None
-    what = f"noise_shape must be None or a sequence of integers or None entries, got {value!r}"
+    what = f"noise_shape must be None or a sequence of positive integers or None entries, got {value!r}"
     if isinstance(value, (str, bytes)) or (isinstance(value, np.ndarray) and value.ndim != 1):
         raise TypeError(what)
     try:
@@ -58,8 +59,8 @@ def check_noise_shape(value: object) -> Optional[Tuple[Optional[int], ...]]:
             d = operator.index(d)
         except TypeError:
             raise TypeError(what) from None
-        if d < 0:
-            raise ValueError(f"noise_shape entries must be non-negative integers (or None), got {value!r}")
+        if d < 1:  # as Keras: a fixed 0 is useless, None covers an empty axis
+            raise ValueError(f"noise_shape entries must be positive integers or None, got {value!r}")
         dims.append(d)
     return tuple(dims)
 
