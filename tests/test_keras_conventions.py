@@ -392,9 +392,15 @@ def test_adaptive_update_names_activations_when_ragged():
         dropkit.AdaptiveDropout(0.3, seed=1).update_dropout_rates(RAGGED)
 
 
-def test_errors_name_initial_rate_x_and_accept_another_grad_dtype():
+def test_adaptive_error_names_initial_rate():
+    # the keyword the caller used, not the internal name "rate"
     with pytest.raises(ValueError, match=r"^initial_rate must be in \[0, 1\], got 1.5"):
         dropkit.AdaptiveDropout(initial_rate=1.5)
+    with pytest.raises(ValueError, match=r"^initial_rate must be in \[0, 1\], got -0.1"):
+        dropkit.AdaptiveDropout(-0.1)
+
+
+def test_shape_errors_name_x():
     with pytest.raises(ValueError, match=r"got shape \(6,\) for x"):
         dropkit.TemporalDropout().forward(np.ones(6))
     with pytest.raises(ValueError, match=r"got shape \(\) for x"):
