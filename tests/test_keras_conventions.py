@@ -471,3 +471,34 @@ def test_adaptive_mean_that_would_overflow(dtype):
     layer.adaptation_rate = 0.5
     rates = layer.update_dropout_rates(np.array([[np.finfo(dtype).max, 0.0]], dtype))
     assert np.isfinite(layer.neuron_importance).all() and np.isfinite(rates).all()
+
+
+NN_LAYERS = {
+    "DenseLayer": (lambda: nn.DenseLayer(2, 3, seed=0), (4, 2)),
+    "ReLU": (lambda: nn.ReLU(), (4, 2)),
+    "BatchNormalization": (lambda: nn.BatchNormalization(), (4, 2)),
+    "Conv2D": (lambda: nn.Conv2D(2, 2, seed=0), (1, 1, 3, 3)),
+    "MaxPooling2D": (lambda: nn.MaxPooling2D(2), (1, 1, 4, 4)),
+    "Flatten": (lambda: nn.Flatten(), (4, 2)),
+}
+
+
+@pytest.mark.parametrize("name", list(NN_LAYERS))
+def test_nn_layers_name_a_ragged_argument(name):
+    make, shape = NN_LAYERS[name]
+    with pytest.raises(ValueError, match=r"^x must be a rectangular array_like"):
+        make().forward(RAGGED, True)
+    layer = make()
+    layer.forward(np.ones(shape, np.float32), True)
+    with pytest.raises(ValueError, match=r"^grad must be a rectangular array_like"):
+        layer.backward(RAGGED)
+
+
+def test_fit_names_a_ragged_argument():
+    Xt, yt = np.ones((4, 2), np.float32), np.zeros(4, np.int64)
+    with pytest.raises(ValueError, match=r"^X must be a rectangular array_like"):
+        nn.fit(Recorder(), RAGGED, [0, 1], epochs=1, loss=ScriptedLoss([1.0]))
+    with pytest.raises(ValueError, match=r"^y must be a rectangular array_like"):
+        nn.fit(Recorder(), Xt, [[0], [1, 2], [0], [0]], epochs=1, loss=ScriptedLoss([1.0]))
+    with pytest.raises(ValueError, match=r"^validation_data\[0\] must be a rectangular array_like"):
+        nn.fit(Recorder(), Xt, yt, validation_data=(RAGGED, [0, 1]), epochs=1, loss=ScriptedLoss([1.0]))

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from .. import _validate
 from .losses import SoftmaxCrossEntropy
 from .model import Sequential
 from .optim import SGD, Adam
@@ -192,7 +193,7 @@ def evaluate(model, X, y, *, loss=None, batch_size=256):
     """
     net = as_network(model)
     loss = SoftmaxCrossEntropy() if loss is None else loss
-    X, y = np.asarray(X), np.asarray(y)
+    X, y = _validate.array(X, "X"), _validate.array(y, "y")
     if len(X) != len(y):
         raise ValueError(f"X and y must have the same length, got {len(X)} and {len(y)}")
     _set_mode(net, False)
@@ -280,7 +281,7 @@ def fit(model, X, y, *, validation_data=None, validation_split=0.0, epochs=1, ba
             raise TypeError(f"{name} must be an integer, got {value!r}")
         if value < (0 if name == "epochs" else 1):
             raise ValueError(f"{name} must be {'>= 0' if name == 'epochs' else '>= 1'}, got {value!r}")
-    X, y = np.asarray(X), np.asarray(y)
+    X, y = _validate.array(X, "X"), _validate.array(y, "y")
     if len(X) != len(y):
         raise ValueError(f"X and y must have the same length, got {len(X)} and {len(y)}")
     if validation_data is None and validation_split is not None:  # as Keras: ignored with validation_data
@@ -304,7 +305,7 @@ def fit(model, X, y, *, validation_data=None, validation_split=0.0, epochs=1, ba
         X = X.astype(dtype)
     if validation_data is not None:
         Xv, yv = validation_data
-        Xv, yv = np.asarray(Xv), np.asarray(yv)
+        Xv, yv = _validate.array(Xv, "validation_data[0]"), _validate.array(yv, "validation_data[1]")
         if len(Xv) != len(yv):
             raise ValueError(f"validation_data's X and y must have the same length, got {len(Xv)} and {len(yv)}")
         if len(Xv) == 0:
