@@ -243,6 +243,12 @@ def test_spatial_layout_stated_the_same_everywhere(cls):
     assert f"`{cls.__name__}`" in variants_md and first in variants_md
 
 
+def test_spatial_dropout_1d_keras_positional_seed_is_caught():
+    # Keras: SpatialDropout1D(rate, seed=None); dropkit's second argument is data_format
+    with pytest.raises(ValueError, match=r"got 42: .*pass it as seed="):
+        dropkit.SpatialDropout1D(0.5, 42)
+
+
 def test_spatial_dropout_1d_docstring_does_not_claim_keras_default():
     doc = dropkit.SpatialDropout1D.__doc__
     assert "(samples, timesteps, channels)" in doc  # what Keras' layer takes, said as Keras'

@@ -204,10 +204,14 @@ class _SpatialDropout(_BroadcastDropout):
     @classmethod
     def _check_format(cls, data_format: Any) -> None:
         if not isinstance(data_format, str) or data_format not in _DATA_FORMATS:
+            hint = ""
+            if isinstance(data_format, (int, np.integer)) and not isinstance(data_format, (bool, np.bool_)):
+                # Keras' SpatialDropout1D(rate, seed): here the second argument is data_format
+                hint = "; an integer looks like a seed: pass it as seed=..."
             raise ValueError(f"data_format must be 'channels_first' or 'channels_last', got {data_format!r}: "
                              f"{cls.__name__} takes {cls._layout('channels_first')} with 'channels_first' "
                              f"(the default) and {cls._layout('channels_last')} with 'channels_last' "
-                             "(Keras' layout); there is no global default to defer to (None)")
+                             f"(Keras' layout); there is no global default to defer to (None){hint}")
 
     def _noise_shape(self, shape):
         self._check_format(self.data_format)
