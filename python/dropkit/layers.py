@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import _api, _runtime, _validate
+from . import _api, _runtime, _validate, variants
 
 _TWO64 = 1 << 64
 
@@ -212,8 +212,6 @@ class Dropout:
 
     def _forward_noise_shape(self, a: np.ndarray, rate: float, training: bool) -> np.ndarray:
         """The forward with a Keras ``noise_shape`` (dropkit.dropout_nd; counter += the mask size)."""
-        from . import variants  # variants imports this module
-
         ns = variants._resolve_noise_shape(a.shape, self._noise_shape_arg)  # checked against x
         if not training:
             self._last, self._last_ns = (False, a.shape, rate, None), ns
@@ -257,8 +255,6 @@ class Dropout:
             raise ValueError(f"grad must have the last forward's shape {shape}, got {g.shape}")
         ns = self._last_ns
         if ns is not None:  # the same broadcast mask and scales (dropkit.dropout_nd_backward)
-            from . import variants
-
             if not training:
                 return variants.dropout_nd(g, rate, seed=self.seed, training=False, inverted=self.inverted,
                                            noise_shape=ns, backend=self.backend)
@@ -276,8 +272,6 @@ class Dropout:
             return None
         _, shape, rate, offset = self._last
         if self._last_ns is not None:
-            from . import variants
-
             ones = np.ones(shape, dtype=np.float32)
             return variants.dropout_nd(ones, rate, seed=self.seed, offset=offset, noise_shape=self._last_ns,
                                        inverted=False, backend=self.backend) != 0
