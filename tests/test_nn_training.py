@@ -62,7 +62,7 @@ def test_validation_split_takes_the_last_samples(digits):
     (Xt, yt), _ = digits
     model = mlp(0.0, seed=2, hidden=16)
     h = nn.fit(model, Xt, yt, validation_split=0.25, epochs=1, seed=0)
-    n_val = round(len(Xt) * 0.25)
+    n_val = len(Xt) - int(np.floor(len(Xt) * (1.0 - 0.25)))  # Keras 3's train_validation_split
     assert h.history["val_accuracy"][0] == pytest.approx(nn.evaluate(model, Xt[-n_val:], yt[-n_val:])[1])
 
 
@@ -149,8 +149,9 @@ def test_early_stopping_and_restore(digits):
     snapshots = []
     stopper = nn.EarlyStopping(monitor="val_loss", patience=1, min_delta=1e9, restore_best_weights=True)
     h = nn.fit(model, Xt[:200], yt[:200], validation_data=(Xv, yv), epochs=10, seed=0, early_stopping=stopper)
-    # nothing improves by 1e9: the best is epoch 0; stop when the wait exceeds the patience
-    assert h.epoch == [0, 1, 2] and h.stopped_epoch == 2 and stopper.best_epoch == 0
+    # nothing improves by 1e9: the best is epoch 0; stop when the wait reaches the patience (Keras 3's
+    # rule, keras/src/callbacks/early_stopping.py: `wait >= patience`): after epoch 1
+    assert h.epoch == [0, 1] and h.stopped_epoch == 1 and stopper.best_epoch == 0
     snapshots = [p.copy() for p in model.params]
     model2 = mlp(0.0, seed=5, hidden=16)
     nn.fit(model2, Xt[:200], yt[:200], validation_data=(Xv, yv), epochs=1, seed=0)

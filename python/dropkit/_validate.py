@@ -82,9 +82,31 @@ def span(offset: int, size: int) -> None:
         raise ValueError(f"offset + size must not exceed 2**64, got offset={offset} and size={size}")
 
 
+def array(x: object, name: str) -> np.ndarray:
+    """``np.asarray(x)``, with NumPy's conversion errors (a ragged nested list, say) naming ``name``.
+
+    A ragged sequence such as ``[[1.0, 2.0], [3.0]]`` has no array shape: ValueError naming the
+    argument and showing the value, instead of NumPy's "setting an array element with a sequence".
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        return np.asarray(x)
+    except ValueError:
+        shown = repr(x)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        raise ValueError(f"{name} must be a rectangular array_like (a ragged nested sequence has no "
+                         f"array shape), got {shown}") from None
+
+
 def float_array(x: object, name: str = "x") -> np.ndarray:
-    """``x`` as an ndarray of float16, float32 or float64, never copied when it already is one."""
-    a = np.asarray(x)
+    """``x`` as an ndarray of float16, float32 or float64, never copied when it already is one.
+
+    A ragged nested sequence is a ValueError naming ``name`` (see :func:`array`); another dtype a
+    TypeError naming ``name``.
+    """
+    a = array(x, name)
     if a.dtype not in FLOAT_DTYPES:
         if a.dtype.kind == "f" and not a.dtype.isnative:
             raise TypeError(f"{name} must have a native-byte-order float dtype, got {a.dtype.str!r}; "

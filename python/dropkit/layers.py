@@ -2,11 +2,13 @@
 backed by the counter-based stream: nothing per-element is stored, backward regenerates the mask."""
 from __future__ import annotations
 
+import operator
 import secrets
+from typing import Optional, Tuple
 
 import numpy as np
 
-from . import _api, _runtime, _validate
+from . import _api, _runtime, _validate, variants
 
 _TWO64 = 1 << 64
 
@@ -28,6 +30,41 @@ def resolve_seed(seed: object) -> int:
                         f"got {seed!r}") from None
 
 
+def check_noise_shape(value: object) -> Optional[Tuple[Optional[int], ...]]:
+    """A layer's ``noise_shape=`` (Keras semantics) as a tuple, or None.
+
+    One entry per axis of the input, each a positive integer or None (the input's size on that
+    axis, empty axes included), as Keras' ``Dropout`` checks it; whether it broadcasts to an input
+    (each entry 1 or that axis's size) is checked at each ``forward``. Strings, bools, floats and
+    non-sequences are a TypeError (dropkit's rule for bad types; Keras raises ValueError), entries
+    below 1 a ValueError, both naming ``noise_shape``.
+    """
+    if value is None:
+        return None
+    what = f"noise_shape must be None or a sequence of positive integers or None entries, got {value!r}"
+    if isinstance(value, (str, bytes)) or (isinstance(value, np.ndarray) and value.ndim != 1):
+        raise TypeError(what)
+    try:
+        items = tuple(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(what) from None
+    dims = []
+    for d in items:
+        if d is None:
+            dims.append(None)
+            continue
+        if isinstance(d, (bool, np.bool_)):
+            raise TypeError(what)
+        try:
+            d = operator.index(d)
+        except TypeError:
+            raise TypeError(what) from None
+        if d < 1:  # as Keras: a fixed 0 is useless, None covers an empty axis
+            raise ValueError(f"noise_shape entries must be positive integers or None, got {value!r}")
+        dims.append(d)
+    return tuple(dims)
+
+
 class Dropout:
     """Dropout layer: ``forward`` zeroes each element with probability ``rate``.
 
@@ -36,6 +73,14 @@ class Dropout:
     rate : float, default 0.5
         Drop probability in [0, 1]. The seeds' spellings ``dropout_rate=`` and ``drop_rate=`` are
         accepted too (give the rate once).
+    noise_shape : sequence of (int or None), optional
+        Keras ``Dropout(rate, noise_shape, seed)`` semantics: the shape of the mask, one entry per
+        axis of the input, None meaning the input's size on that axis and 1 sharing one mask value
+        along the axis (``(None, 1, None)`` drops the same features at every time step of
+        ``(batch, time, features)``). The forward is exactly
+        ``dropkit.dropout(x, rate, seed=seed, offset=position, noise_shape=noise_shape)`` and the
+        position counter advances by the mask's size (docs/rng.md §8.3). None: one value per
+        element, as :func:`dropkit.dropout`.
     seed : None, int or numpy.random.Generator
         None draws 64 bits of OS entropy; an int in [0, 2**64) is used as is; a Generator gives one
         64-bit draw. The same seed reproduces the whole sequence of masks.
@@ -56,8 +101,11 @@ class Dropout:
         As the constructor argument; assignment checked as for ``training``.
     seed : int
         The 64-bit seed in use.
+    noise_shape : tuple or None
+        As the constructor argument (checked at assignment, applied at each ``forward``).
     position : int
-        Stream position of the next training forward (advances by ``x.size`` per call). May be
+        Stream position of the next training forward (advances by ``x.size`` per call, by the
+        size of the resolved ``noise_shape`` when one is set). May be
         assigned an integer in [0, 2**64] (Python or NumPy, not bool); anything else raises at
         assignment (TypeError for a non-integer, ValueError out of range), naming ``position``.
     mask : ndarray of bool or None
@@ -70,7 +118,8 @@ class Dropout:
     (the seed's first ``Dropout.backward`` forgot it), and ``mask`` is bool, not int.
     """
 
-    def __init__(self, rate=None, *, dropout_rate=None, drop_rate=None, seed=None, inverted=True, backend=None):
+    def __init__(self, rate=None, noise_shape=None, seed=None, *, dropout_rate=None, drop_rate=None,
+                 inverted=True, backend=None):
         given = [v for v in (rate, dropout_rate, drop_rate) if v is not None]
         if len(given) > 1:
             raise TypeError("give the rate once: rate, dropout_rate or drop_rate, "
@@ -82,7 +131,17 @@ class Dropout:
         self.backend = backend
         self.seed = resolve_seed(seed)
         self.position = 0
+        self.noise_shape = noise_shape
         self._last: tuple | None = None  # (training, shape, rate, offset) of the last forward
+        self._last_ns: tuple | None = None  # the resolved noise shape of the last forward, if any
+
+    @property
+    def noise_shape(self):
+        return self._noise_shape_arg
+
+    @noise_shape.setter
+    def noise_shape(self, value) -> None:
+        self._noise_shape_arg = check_noise_shape(value)
 
     @property
     def training(self) -> bool:
@@ -109,7 +168,8 @@ class Dropout:
         self._position = _validate.offset(value, "position")
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(rate={self.rate!r}, inverted={self.inverted}, "
+        ns = "" if self.noise_shape is None else f", noise_shape={self.noise_shape!r}"
+        return (f"{type(self).__name__}(rate={self.rate!r}{ns}, inverted={self.inverted}, "
                 f"training={self.training}, seed={self.seed}, position={self.position})")
 
     def forward(self, x, training=None):
@@ -133,6 +193,9 @@ class Dropout:
         rate = _validate.rate(self.rate)
         training = self._training if training is None else _validate.flag(training, "training")
         a = _validate.float_array(x, "x")
+        if self._noise_shape_arg is not None:
+            return self._forward_noise_shape(a, rate, training)
+        self._last_ns = None
         if not training:
             self._last = (False, a.shape, rate, None)
             return _api.dropout(a, rate, seed=self.seed, training=False, inverted=self.inverted,
@@ -146,6 +209,22 @@ class Dropout:
         return y
 
     __call__ = forward
+
+    def _forward_noise_shape(self, a: np.ndarray, rate: float, training: bool) -> np.ndarray:
+        """The forward with a Keras ``noise_shape`` (dropkit.dropout_nd; counter += the mask size)."""
+        ns = variants._resolve_noise_shape(a.shape, self._noise_shape_arg)  # checked against x
+        if not training:
+            self._last, self._last_ns = (False, a.shape, rate, None), ns
+            return variants.dropout_nd(a, rate, seed=self.seed, training=False, inverted=self.inverted,
+                                       noise_shape=ns, backend=self.backend)
+        offset = self._position
+        size = variants.noise_size(a.shape, ns)
+        _validate.span(offset, size)
+        y = variants.dropout_nd(a, rate, seed=self.seed, offset=offset, noise_shape=ns,
+                                inverted=self.inverted, backend=self.backend)
+        self._position = offset + size
+        self._last, self._last_ns = (True, a.shape, rate, offset), ns
+        return y
 
     def backward(self, grad):
         """Gradient with respect to the input of the last ``forward``.
@@ -174,6 +253,13 @@ class Dropout:
         g = _validate.float_array(grad, "grad")
         if g.shape != shape:
             raise ValueError(f"grad must have the last forward's shape {shape}, got {g.shape}")
+        ns = self._last_ns
+        if ns is not None:  # the same broadcast mask and scales (dropkit.dropout_nd_backward)
+            if not training:
+                return variants.dropout_nd(g, rate, seed=self.seed, training=False, inverted=self.inverted,
+                                           noise_shape=ns, backend=self.backend)
+            return variants.dropout_nd_backward(g, rate, seed=self.seed, offset=offset, noise_shape=ns,
+                                                inverted=self.inverted, backend=self.backend)
         if not training:
             return _api.dropout(g, rate, seed=self.seed, training=False, inverted=self.inverted,
                                 backend=self.backend)
@@ -185,6 +271,10 @@ class Dropout:
         if self._last is None or not self._last[0]:
             return None
         _, shape, rate, offset = self._last
+        if self._last_ns is not None:
+            ones = np.ones(shape, dtype=np.float32)
+            return variants.dropout_nd(ones, rate, seed=self.seed, offset=offset, noise_shape=self._last_ns,
+                                       inverted=False, backend=self.backend) != 0
         return _api.dropout_mask(shape, rate, seed=self.seed, offset=offset, backend=self.backend)
 
 

@@ -16,7 +16,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from . import _core, _runtime, _validate, variants
-from .layers import Dropout, resolve_seed
+from .layers import Dropout, check_noise_shape, resolve_seed
 from .reference import _variants as _refv
 
 __all__ = [
@@ -63,6 +63,17 @@ class _BroadcastDropout(Dropout):
 
     def _noise_shape(self, shape: Tuple[int, ...]) -> Optional[Tuple[int, ...]]:
         return None
+
+    @property
+    def noise_shape(self):
+        """None: a variant layer's noise shape is its own (:meth:`_noise_shape`), not an argument."""
+        return None
+
+    @noise_shape.setter
+    def noise_shape(self, value) -> None:
+        if value is not None:
+            raise TypeError(f"{type(self).__name__} sets its own noise shape; noise_shape must be None, "
+                            f"got {value!r} (use dropkit.Dropout(rate, noise_shape=...) for a custom one)")
 
     def _rate_value(self, shape: Tuple[int, ...]) -> Any:
         return _validate.rate(self.rate)
@@ -166,27 +177,51 @@ _DATA_FORMATS = ("channels_first", "channels_last")
 
 
 class _SpatialDropout(_BroadcastDropout):
+    """Spatial dropout: one mask value per (sample, channel).
+
+    Default layout channels-first, ``(batch, channels, *spatial)``, for 1-D, 2-D and 3-D alike (the
+    seed's ``SpatialDropout2D`` is NCHW; PyTorch's ``dropout1d/2d/3d`` are channels-first too).
+    Keras' layers default to channels-last: ``data_format="channels_last"`` gives that layout.
+    """
+
     _dims = 2
     _axes = "height, width"
 
     def __init__(self, rate=None, data_format="channels_first", *, drop_rate=None, seed=None,
                  inverted=True, backend=None):
-        if data_format not in _DATA_FORMATS:
-            raise ValueError(f"data_format must be 'channels_first' or 'channels_last', got {data_format!r}")
+        self._check_format(data_format)
         super().__init__(rate, drop_rate=drop_rate, seed=seed, inverted=inverted, backend=backend)
         self.data_format = data_format
 
     drop_rate = _rate_alias("drop_rate", "The drop rate (the seed's name for :attr:`rate`).")
 
+    @classmethod
+    def _layout(cls, data_format: str) -> str:
+        if data_format == "channels_first":
+            return "(batch, channels, " + cls._axes + ")"
+        return "(batch, " + cls._axes + ", channels)"
+
+    @classmethod
+    def _check_format(cls, data_format: Any) -> None:
+        if not isinstance(data_format, str) or data_format not in _DATA_FORMATS:
+            hint = ""
+            if isinstance(data_format, (int, np.integer)) and not isinstance(data_format, (bool, np.bool_)):
+                # Keras' SpatialDropout1D(rate, seed): here the second argument is data_format
+                hint = "; an integer looks like a seed: pass it as seed=..."
+            raise ValueError(f"data_format must be 'channels_first' or 'channels_last', got {data_format!r}: "
+                             f"{cls.__name__} takes {cls._layout('channels_first')} with 'channels_first' "
+                             f"(the default) and {cls._layout('channels_last')} with 'channels_last' "
+                             f"(Keras' layout); there is no global default to defer to (None){hint}")
+
     def _noise_shape(self, shape):
-        if self.data_format not in _DATA_FORMATS:
-            raise ValueError(f"data_format must be 'channels_first' or 'channels_last', got {self.data_format!r}")
+        self._check_format(self.data_format)
         rank = self._dims + 2
         first = self.data_format == "channels_first"
         if len(shape) != rank:
-            layout = ("batch, channels, " + self._axes) if first else ("batch, " + self._axes + ", channels")
-            raise ValueError(f"{type(self).__name__} expects a {rank}-D input ({layout}) for "
-                             f"data_format={self.data_format!r}, got shape {shape}")
+            other = "channels_last" if first else "channels_first"
+            raise ValueError(f"{type(self).__name__} expects a {rank}-D input {self._layout(self.data_format)} "
+                             f"for data_format={self.data_format!r} (data_format={other!r} takes "
+                             f"{self._layout(other)}), got shape {shape} for x")
         ones = (1,) * self._dims
         return (shape[0], shape[1]) + ones if first else (shape[0],) + ones + (shape[-1],)
 
@@ -196,20 +231,28 @@ class _SpatialDropout(_BroadcastDropout):
 
 
 class SpatialDropout1D(_SpatialDropout):
-    """Drops whole channels of ``(batch, channels, length)`` inputs (Keras ``SpatialDropout1D``).
+    """Drops whole channels of 1-D feature sequences; default layout ``(batch, channels, length)``.
+
+    Channels-first by default, as :class:`SpatialDropout2D` and :class:`SpatialDropout3D` (the
+    seed's NCHW) and PyTorch's ``nn.Dropout1d``. Keras' ``SpatialDropout1D`` is not this default:
+    it takes ``(samples, timesteps, channels)`` only; pass ``data_format="channels_last"`` for
+    that layout (then the mask is shared along the time axis, as Keras').
 
     Parameters
     ----------
     rate : float, default 0.5
         Drop probability of a channel, in [0, 1]; the seed's ``drop_rate=`` is accepted too.
-    data_format : {"channels_first", "channels_last"}
-        ``(N, C, L)`` or ``(N, L, C)``.
+    data_format : {"channels_first", "channels_last"}, default "channels_first"
+        ``(N, C, L)`` or ``(N, L, C)``. Any other value (None included) is a ValueError.
     seed, inverted, backend
         As in :class:`dropkit.Dropout`.
 
     Notes
     -----
     One noise value per (sample, channel): the counter advances by ``N * C`` per training forward.
+    An input of another rank is a ValueError naming the expected layout; a 3-D input in the other
+    layout cannot be told apart by its shape, so the layout must be stated: with the default, the
+    mask is shared along the *last* axis.
     """
 
     _dims = 1
@@ -217,14 +260,18 @@ class SpatialDropout1D(_SpatialDropout):
 
 
 class SpatialDropout2D(_SpatialDropout):
-    """Drops whole feature maps of ``(batch, channels, height, width)`` inputs (seed slide 10).
+    """Drops whole feature maps; default layout ``(batch, channels, height, width)`` (seed slide 10).
+
+    Channels-first by default, the seed's layout (and PyTorch's ``dropout2d``). Keras'
+    ``SpatialDropout2D`` defaults to channels-last (its ``image_data_format``): pass
+    ``data_format="channels_last"`` for ``(batch, height, width, channels)``.
 
     Parameters
     ----------
     rate : float, default 0.5
         Drop probability of a channel, in [0, 1]; the seed's ``drop_rate=`` is accepted too.
-    data_format : {"channels_first", "channels_last"}
-        ``(N, C, H, W)`` (the seed's layout, PyTorch ``dropout2d``) or ``(N, H, W, C)`` (Keras).
+    data_format : {"channels_first", "channels_last"}, default "channels_first"
+        ``(N, C, H, W)`` or ``(N, H, W, C)``. Any other value (None included) is a ValueError.
     seed, inverted, backend
         As in :class:`dropkit.Dropout`.
 
@@ -238,14 +285,18 @@ class SpatialDropout2D(_SpatialDropout):
 
 
 class SpatialDropout3D(_SpatialDropout):
-    """Drops whole channels of ``(batch, channels, depth, height, width)`` inputs.
+    """Drops whole channels of volumes; default layout ``(batch, channels, depth, height, width)``.
+
+    Channels-first by default, as :class:`SpatialDropout2D` (the seed's layout) and PyTorch's
+    ``dropout3d``. Keras' ``SpatialDropout3D`` defaults to channels-last: pass
+    ``data_format="channels_last"`` for ``(batch, depth, height, width, channels)``.
 
     Parameters
     ----------
     rate : float, default 0.5
         Drop probability of a channel, in [0, 1]; the seed's ``drop_rate=`` is accepted too.
-    data_format : {"channels_first", "channels_last"}
-        ``(N, C, D, H, W)`` or ``(N, D, H, W, C)``.
+    data_format : {"channels_first", "channels_last"}, default "channels_first"
+        ``(N, C, D, H, W)`` or ``(N, D, H, W, C)``. Any other value (None included) is a ValueError.
     seed, inverted, backend
         As in :class:`dropkit.Dropout`.
     """
@@ -282,7 +333,7 @@ class TemporalDropout(_BroadcastDropout):
         if len(shape) == 2:
             return None
         raise ValueError(f"TemporalDropout expects (batch, time, features), or (batch, features) or "
-                         f"(batch, 1, features) for one step, got shape {shape}")
+                         f"(batch, 1, features) for one step, got shape {shape} for x")
 
     def forward(self, x, training=None):
         """Apply the time-shared mask (see the class docstring for sequences and steps).
@@ -364,7 +415,7 @@ class DropPath(_BroadcastDropout):
 
     def _noise_shape(self, shape):
         if len(shape) < 1:
-            raise ValueError(f"DropPath expects an input with a batch axis (at least 1-D), got shape {shape}")
+            raise ValueError(f"DropPath expects an input with a batch axis (at least 1-D), got shape {shape} for x")
         return (shape[0],) + (1,) * (len(shape) - 1)
 
     def _eval(self, a, rate, ns):
@@ -466,7 +517,8 @@ class AdaptiveDropout(_BroadcastDropout):
         self.mode = mode
         self.alpha = alpha
         self.beta = beta
-        super().__init__(initial_rate, seed=seed, inverted=inverted, backend=backend)
+        super().__init__(_validate.rate(initial_rate, "initial_rate"), seed=seed, inverted=inverted,
+                         backend=backend)
         self.adaptation_rate = _validate.rate(adaptation_rate, "adaptation_rate")
         self.neuron_importance = None
         self.adjusted_rates: Optional[np.ndarray] = None
@@ -510,18 +562,52 @@ class AdaptiveDropout(_BroadcastDropout):
         ndarray
             ``rate * (1 - importance / max(importance))`` (``rate`` where every importance is 0),
             which ``forward`` uses from now on in importance mode (standout ignores them).
+
+        Raises
+        ------
+        TypeError
+            ``activations`` not real numbers (bool, complex, str, object).
+        ValueError
+            ``activations`` ragged, without a non-empty batch axis, or holding a NaN or an
+            infinity (the message gives the first index). Nothing is updated then: one bad batch
+            neither poisons the importance nor stops the adaptation.
+
+        Notes
+        -----
+        Finite activations never give a NaN or infinite rate: a per-feature mean of ``|a|`` that
+        would overflow its dtype (values near the largest float, e.g. ``1e308`` in float64) is
+        computed as ``m * mean(|a| / m)`` with ``m`` the feature's largest ``|a|``, and a moving
+        average that rounds past the largest finite float is held at the largest finite float.
         """
-        acts = np.asarray(activations)
+        acts = _validate.array(activations, "activations")
+        if acts.dtype.kind not in "iuf":
+            raise TypeError(f"activations must be real numbers (integer or float), got dtype {acts.dtype}")
         if acts.ndim < 1 or acts.shape[0] == 0:
             raise ValueError(f"activations must have a non-empty batch axis, got shape {acts.shape}")
-        if self.neuron_importance is None:
-            self.neuron_importance = np.ones_like(acts.mean(axis=0))
-        current_importance = np.abs(acts).mean(axis=0)
-        self.neuron_importance = ((1 - self.adaptation_rate) * self.neuron_importance
-                                  + self.adaptation_rate * current_importance)
-        top = np.max(self.neuron_importance)
-        ratio = self.neuron_importance / top if top > 0 else np.zeros_like(self.neuron_importance)
+        if acts.dtype.kind == "f":
+            bad = ~np.isfinite(acts)
+            if bad.any():
+                i = tuple(int(k) for k in np.argwhere(bad)[0])
+                raise ValueError(f"activations must be finite (the importance is a mean of |activation|), "
+                                 f"got {acts[i].item()!r} at index {i}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            mags = np.abs(acts)
+            current_importance = mags.mean(axis=0)
+        if current_importance.dtype.kind == "f" and not np.isfinite(current_importance).all():
+            top_mag = mags.max(axis=0)  # finite: every activation is
+            safe = np.where(top_mag > 0, top_mag, 1)
+            current_importance = np.asarray(top_mag * (mags / safe).mean(axis=0), current_importance.dtype)
+        old = self.neuron_importance
+        if old is None:
+            old = np.ones_like(current_importance)
+        with np.errstate(over="ignore"):
+            importance = (1 - self.adaptation_rate) * old + self.adaptation_rate * current_importance
+        if importance.dtype.kind == "f":
+            importance = np.minimum(importance, np.finfo(importance.dtype).max)
+        top = np.max(importance)
+        ratio = importance / top if top > 0 else np.zeros_like(importance)
         adjusted = self.rate * (1 - ratio)
+        self.neuron_importance = importance
         self.adjusted_rates = np.clip(np.asarray(adjusted, dtype=np.float64), 0.0, 1.0)
         return adjusted
 
@@ -670,7 +756,7 @@ class CurriculumDropout(_BroadcastDropout):
 class _StreamLayer:
     """Seed, position counter, training flag and backend of a layer (as :class:`dropkit.Dropout`).
 
-    ``_last`` holds ``(training, shape, params, offset, extra)`` of the last forward.
+    ``_last`` holds ``(training, shape, params, offset, extra, noise_shape)`` of the last forward.
     """
 
     training = Dropout.training
@@ -707,14 +793,14 @@ class _StreamLayer:
         ns = self._noise_shape(a.shape)
         params = self._params()
         if not training:
-            self._last = (False, a.shape, params, None, None)
+            self._last = (False, a.shape, params, None, None, ns)
             return a
         offset = self._position
         n = variants.noise_size(a.shape, ns)
         _validate.span(offset, n)
         y = self._apply(a, params, offset, ns)
         self._position = offset + n
-        self._last = (True, a.shape, params, offset, self._keep(a))
+        self._last = (True, a.shape, params, offset, self._keep(a), ns)
         return y
 
     __call__ = forward
@@ -742,10 +828,10 @@ class _StreamLayer:
         ValueError
             ``grad`` of another shape.
         """
-        g, (training, shape, params, offset, extra) = _check_grad(self, grad)
+        g, (training, shape, params, offset, extra, ns) = _check_grad(self, grad)
         if not training:
             return g
-        return self._grad(g, params, offset, self._noise_shape(shape), extra)
+        return self._grad(g, params, offset, ns, extra)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(training={self.training}, seed={self.seed}, position={self.position})"
@@ -795,33 +881,59 @@ class GaussianDropout(_StreamLayer):
     def noise(self):
         if self._last is None or not self._last[0]:
             return None
-        _, shape, rate, offset, _ = self._last
+        _, shape, rate, offset, _, _ = self._last
         return variants.gaussian_dropout(np.ones(shape, np.float32), rate, seed=self.seed, offset=offset,
                                          backend=self.backend)
 
 
 class AlphaDropout(_StreamLayer):
-    """Alpha dropout for SELU networks (Klambauer et al. 2017, PyTorch ``nn.AlphaDropout``).
+    """Alpha dropout for SELU networks (Klambauer et al. 2017; Keras ``AlphaDropout``, PyTorch
+    ``nn.AlphaDropout``).
 
     Parameters
     ----------
     rate : float, default 0.5
         Drop probability in [0, 1].
-    seed, backend
+    noise_shape : sequence of (int or None), optional
+        Keras ``AlphaDropout(rate, noise_shape, seed)`` semantics, as in :class:`dropkit.Dropout`:
+        one entry per axis of the input, None meaning the input's size, 1 sharing one noise value
+        along the axis. The forward is exactly ``dropkit.alpha_dropout(x, rate, seed=seed,
+        offset=position, noise_shape=noise_shape)``, the backward
+        :func:`dropkit.alpha_dropout_backward` with the same arguments, and the position counter
+        advances by the noise size. None: one value per element.
+    seed : None, int or numpy.random.Generator
+        As in :class:`dropkit.Dropout`.
+    backend
         As in :class:`dropkit.Dropout`.
     """
 
     _feature = False
 
-    def __init__(self, rate=0.5, *, seed=None, backend=None):
+    def __init__(self, rate=0.5, noise_shape=None, seed=None, *, backend=None):
         self.rate = _validate.rate(rate)
+        self.noise_shape = noise_shape
         super().__init__(seed, backend)
+
+    @property
+    def noise_shape(self):
+        return self._noise_shape_arg
+
+    @noise_shape.setter
+    def noise_shape(self, value) -> None:
+        if self._feature and value is not None:
+            raise TypeError(f"{type(self).__name__} sets its own noise shape (N, C, 1, ...); noise_shape "
+                            f"must be None, got {value!r}")
+        self._noise_shape_arg = check_noise_shape(value)
 
     def _params(self):
         return _validate.rate(self.rate)
 
     def _noise_shape(self, shape):
-        return variants._feature_noise_shape(shape, type(self).__name__) if self._feature else None
+        if self._feature:
+            return variants._feature_noise_shape(shape, type(self).__name__)
+        if self._noise_shape_arg is None:
+            return None
+        return variants._resolve_noise_shape(shape, self._noise_shape_arg)
 
     def _apply(self, a, rate, offset, ns):
         return variants.alpha_dropout(a, rate, seed=self.seed, offset=offset, noise_shape=ns,
@@ -832,7 +944,8 @@ class AlphaDropout(_StreamLayer):
                                                backend=self.backend)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(rate={self.rate!r}, training={self.training}, seed={self.seed}, "
+        ns = "" if self._noise_shape_arg is None else f", noise_shape={self._noise_shape_arg!r}"
+        return (f"{type(self).__name__}(rate={self.rate!r}{ns}, training={self.training}, seed={self.seed}, "
                 f"position={self.position})")
 
 
@@ -852,6 +965,9 @@ class FeatureAlphaDropout(AlphaDropout):
     """
 
     _feature = True
+
+    def __init__(self, rate=0.5, *, seed=None, backend=None):
+        super().__init__(rate, seed=seed, backend=backend)
 
 
 class ConcreteDropout(_StreamLayer):
@@ -940,8 +1056,23 @@ class ConcreteDropout(_StreamLayer):
 
     def _grad(self, g, params, offset, ns, x):
         logit, temp = params
-        dx, dlogit = variants.concrete_dropout_backward(g, x, logit, temperature=temp, seed=self.seed,
-                                                        offset=offset, backend=self.backend)
+        if x.dtype == g.dtype:
+            dx, dlogit = variants.concrete_dropout_backward(g, x, logit, temperature=temp, seed=self.seed,
+                                                            offset=offset, backend=self.backend)
+        else:
+            # A gradient of another float dtype than the forward's input, accepted as every layer
+            # does: dx has grad's dtype and is the forward applied to grad (docs/rng.md §13.3), the
+            # same bits as for a forward in grad's dtype; dlogit widens grad and x exactly (§13.3
+            # computes it in binary64 from exactly widened values), so it uses the wider dtype.
+            wide = np.promote_types(x.dtype, g.dtype)
+            dxw, dlogit = variants.concrete_dropout_backward(g.astype(wide, copy=False), x.astype(wide, copy=False),
+                                                             logit, temperature=temp, seed=self.seed,
+                                                             offset=offset, backend=self.backend)
+            if wide == g.dtype:
+                dx = dxw
+            else:
+                dx = variants.concrete_dropout(g, logit, temperature=temp, seed=self.seed, offset=offset,
+                                               backend=self.backend)
         if self.trainable:
             self.dropout_rate_grad += dlogit
         return dx

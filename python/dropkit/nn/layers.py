@@ -10,6 +10,8 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import _validate
+
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -49,7 +51,7 @@ def _reg(value, name: str) -> float:
 
 def _input(x, dtype: np.dtype, ndim: int, name: str) -> np.ndarray:
     """``x`` as an array of the layer's dtype (cast when needed) with ``ndim`` dimensions."""
-    a = np.asarray(x)
+    a = _validate.array(x, "x")
     if a.dtype.kind not in "fiub":
         raise TypeError(f"{name} input must be numeric, got dtype {a.dtype}")
     if a.ndim != ndim:
@@ -269,7 +271,7 @@ class DenseLayer(_Weighted):
     def backward(self, grad):
         """Gradient w.r.t. the input; sets ``dW`` (data term + penalty gradient) and ``db``."""
         x = self._need_forward("_x")
-        g = np.asarray(grad, dtype=self.dtype)
+        g = _validate.array(grad, "grad").astype(self.dtype, copy=False)
         if self._act is not None:
             g = self._act.backward(g)
         if g.shape != (x.shape[0], self.output_size):
@@ -303,7 +305,7 @@ class ReLU(Layer):
 
     def forward(self, x, training=None):
         """Elementwise ``max(x, 0)``, dtype preserved (NaN stays NaN)."""
-        a = np.asarray(x)
+        a = _validate.array(x, "x")
         y = np.maximum(a, a.dtype.type(0))
         self._mask = y  # the mask (y > 0, i.e. x > 0) is taken in backward
         return y
@@ -311,7 +313,7 @@ class ReLU(Layer):
     def backward(self, grad):
         """``grad`` where the input was positive, 0 elsewhere."""
         y = self._need_forward("_mask")
-        g = np.asarray(grad)
+        g = _validate.array(grad, "grad")
         if g.shape != y.shape:
             raise ValueError(f"grad must have the last forward's shape {y.shape}, got {g.shape}")
         return g * (y > 0)
@@ -380,7 +382,7 @@ class BatchNormalization(Layer):
 
     def forward(self, x, training=None):
         """Normalise ``x``; batch statistics in training, running statistics in evaluation."""
-        a = np.asarray(x)
+        a = _validate.array(x, "x")
         a = a if a.dtype == self.dtype else a.astype(self.dtype)
         axes, bshape = self._axes(a)
         nf = a.shape[1]
@@ -411,7 +413,7 @@ class BatchNormalization(Layer):
     def backward(self, grad):
         """Gradient w.r.t. the input (through the batch statistics in training); sets dgamma, dbeta."""
         xhat, inv, batch, axes, bshape = self._need_forward("_cache")
-        g = np.asarray(grad, dtype=self.dtype)
+        g = _validate.array(grad, "grad").astype(self.dtype, copy=False)
         if g.shape != xhat.shape:
             raise ValueError(f"grad must have the last forward's shape {xhat.shape}, got {g.shape}")
         self.dbeta[...] = g.sum(axis=axes)
@@ -511,7 +513,7 @@ class Conv2D(_Weighted):
     def backward(self, grad):
         """Gradient w.r.t. the input; sets ``dW`` (plus the penalty gradient) and ``db``."""
         cols, (n, c, h, w), (hp, wp), (ho, wo) = self._need_forward("_x")
-        g = np.asarray(grad, dtype=self.dtype)
+        g = _validate.array(grad, "grad").astype(self.dtype, copy=False)
         if self._act is not None:
             g = self._act.backward(g)
         if g.shape != (n, self.filters, ho, wo):
@@ -559,7 +561,7 @@ class MaxPooling2D(Layer):
 
     def forward(self, x, training=None):
         """Window maxima: (N, C, H, W) -> (N, C, H // ph, W // pw)."""
-        a = np.asarray(x)
+        a = _validate.array(x, "x")
         if a.ndim != 4:
             raise ValueError(f"MaxPooling2D expects a 4-d (N, C, H, W) input, got shape {a.shape}")
         ph, pw = self.pool_size
@@ -576,7 +578,7 @@ class MaxPooling2D(Layer):
     def backward(self, grad):
         """The gradient goes to the (first, in row-major window order) maximum of each window."""
         a, m = self._need_forward("_cache")
-        g = np.asarray(grad)
+        g = _validate.array(grad, "grad")
         if g.shape != m.shape:
             raise ValueError(f"grad must have shape {m.shape}, got {g.shape}")
         ho, wo = m.shape[2], m.shape[3]
@@ -601,7 +603,7 @@ class Flatten(Layer):
 
     def forward(self, x, training=None):
         """Reshape to (N, -1)."""
-        a = np.asarray(x)
+        a = _validate.array(x, "x")
         if a.ndim < 1:
             raise ValueError(f"Flatten expects an input with a batch axis, got shape {a.shape}")
         self._shape = a.shape
@@ -610,4 +612,4 @@ class Flatten(Layer):
     def backward(self, grad):
         """Reshape back to the input's shape."""
         shape = self._need_forward("_shape")
-        return np.asarray(grad).reshape(shape)
+        return _validate.array(grad, "grad").reshape(shape)

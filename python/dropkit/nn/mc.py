@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _validate
 from .losses import softmax
 from .model import _child_seeds, is_stochastic
 
@@ -76,7 +77,7 @@ def mc_predict(model, X, samples=30, *, seed=None, batched=None, return_samples=
         raise TypeError(f"model must have a list of layers, got {type(model).__name__}")
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
         raise ValueError(f"samples must be a positive integer, got {samples!r}")
-    X = np.asarray(X)
+    X = _validate.array(X, "X")
     T = int(samples)
     if callable(getattr(model, "sync", None)):
         model.sync()  # trained ConcreteDropout logits into their layers

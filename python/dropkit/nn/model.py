@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _validate
 from ..layers import Dropout
 from .layers import BatchNormalization, DenseLayer, ReLU, as_dtype
 
@@ -123,7 +124,7 @@ class Sequential:
 
     def predict(self, X, batch_size=256):
         """Evaluation-mode outputs for ``X``, in batches (does not consume dropout streams)."""
-        X = np.asarray(X)
+        X = _validate.array(X, "X")
         outs = [Sequential.forward(self, X[i:i + batch_size], False) for i in range(0, len(X), batch_size)]
         return np.concatenate(outs) if outs else Sequential.forward(self, X, False)
 

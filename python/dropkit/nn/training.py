@@ -2,11 +2,14 @@
 ``train_network`` (seed 000, slide 3) completed."""
 from __future__ import annotations
 
+import math
+import numbers
 import sys
 import time
 
 import numpy as np
 
+from .. import _validate
 from .losses import SoftmaxCrossEntropy
 from .model import Sequential
 from .optim import SGD, Adam
@@ -41,16 +44,41 @@ class History:
 
 
 class EarlyStopping:
-    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
+    """Stop when ``monitor`` has gone ``patience`` epochs without improving by more than ``min_delta``.
+
+    The rule of Keras 3's ``keras.callbacks.EarlyStopping`` (without ``baseline`` and
+    ``start_from_epoch``): at the end of each epoch the wait grows by one, an improvement on the
+    best value so far resets it to 0 (the first epoch of a run always improves), and otherwise
+    training stops at the end of the epoch where the wait reaches ``patience`` (``patience=0``
+    therefore stops at the first epoch without improvement, as ``patience=1`` does). With the
+    losses 10, 9, 8, 9, 8.9, ... and ``patience=1`` the run stops after epoch 3 (counting from 0,
+    as :attr:`History.epoch` does: the fourth epoch), with ``patience=2`` after epoch 4.
+
+    Each :func:`fit` starts afresh (:meth:`on_train_begin`, as Keras at the start of each run):
+    an object reused in a second ``fit`` does not compare against the first run's best.
 
     Parameters
     ----------
     monitor : str, default 'val_loss'
-        A key of ``History.history``; losses are minimised, accuracies maximised.
+        A key of ``History.history``; losses are minimised, accuracies (a name containing "acc")
+        maximised.
     patience : int, default 3
+        Epochs without improvement after which training stops (an integer >= 0).
     min_delta : float, default 0
+        An improvement must exceed it (its absolute value is used, as Keras).
     restore_best_weights : bool, default False
-        Put back the parameters of the best epoch when stopping (or at the end).
+        Put back the parameters of the best epoch at the end of the run (stopped early or not).
+
+    Attributes
+    ----------
+    best : float or None
+        The best monitored value of the current run.
+    best_epoch : int or None
+        Its epoch (from 0).
+    wait : int
+        Epochs since the last improvement.
+    stopped_epoch : int
+        The epoch (from 0) at which this object stopped the last run; 0 when it did not (as Keras).
     """
 
     def __init__(self, monitor="val_loss", patience=3, min_delta=0.0, restore_best_weights=False):
@@ -58,10 +86,20 @@ class EarlyStopping:
             raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
         self.monitor, self.patience = str(monitor), int(patience)
         self.min_delta, self.restore_best_weights = abs(float(min_delta)), bool(restore_best_weights)
+        self.on_train_begin()
+
+    def on_train_begin(self) -> None:
+        """Forget the previous run (best value, its epoch and parameters, the wait); :func:`fit`
+        calls it at the start of every run, as Keras does, so one object can be reused."""
         self.best = None
         self.best_epoch = None
         self._wait = 0
+        self.stopped_epoch = 0
         self._best_params = None
+
+    @property
+    def wait(self) -> int:
+        return self._wait
 
     def __repr__(self) -> str:
         return f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience})"
@@ -74,18 +112,26 @@ class EarlyStopping:
         return value < self.best - self.min_delta
 
     def update(self, epoch: int, logs: dict, params: list) -> bool:
-        """Record ``logs`` of ``epoch``; True when training should stop."""
+        """Record ``logs`` of ``epoch`` (from 0); True when training should stop.
+
+        Keras' ``on_epoch_end``: the wait grows by one; an improvement records the value, the
+        epoch (and the parameters with ``restore_best_weights``) and resets the wait; otherwise
+        the run stops once the wait has reached ``patience`` (never at epoch 0).
+        """
         if self.monitor not in logs:
             raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which is not in the history "
                              f"(keys: {sorted(logs)}); pass validation_data for 'val_*' keys")
         value = logs[self.monitor]
+        self._wait += 1
         if self._improved(value):
             self.best, self.best_epoch, self._wait = value, epoch, 0
             if self.restore_best_weights:
                 self._best_params = [p.copy() for p in params]
             return False
-        self._wait += 1
-        return self._wait > self.patience
+        if self._wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            return True
+        return False
 
     def restore(self, params: list) -> None:
         """Copy the best epoch's parameters back (when ``restore_best_weights``)."""
@@ -147,7 +193,7 @@ def evaluate(model, X, y, *, loss=None, batch_size=256):
     """
     net = as_network(model)
     loss = SoftmaxCrossEntropy() if loss is None else loss
-    X, y = np.asarray(X), np.asarray(y)
+    X, y = _validate.array(X, "X"), _validate.array(y, "y")
     if len(X) != len(y):
         raise ValueError(f"X and y must have the same length, got {len(X)} and {len(y)}")
     _set_mode(net, False)
@@ -195,7 +241,11 @@ def fit(model, X, y, *, validation_data=None, validation_split=0.0, epochs=1, ba
         Integer labels (or one-hot rows) for the default loss.
     validation_data : (X_val, y_val), optional
     validation_split : float, default 0
-        Fraction of the samples held out (the last ones, as Keras) when ``validation_data`` is None.
+        Fraction of the samples held out when ``validation_data`` is None, split as Keras 3's
+        ``train_validation_split``: the first ``floor(n * (1 - validation_split))`` samples train
+        (binary64 arithmetic), the rest (the last ones, before any shuffling) validate. A value
+        outside ``[0, 1)``, or one that leaves either part empty (``n = 5`` with ``0.1``), is a
+        ValueError, as in Keras. 0 (the default) holds nothing out.
     epochs : int
     batch_size : int, default 32
     optimizer : optimizer, default ``Adam()``
@@ -205,7 +255,8 @@ def fit(model, X, y, *, validation_data=None, validation_split=0.0, epochs=1, ba
         ``Sequential(layers, seed=s)``) the whole run is reproduced bit for bit.
     shuffle : bool, default True
     early_stopping : None, int or EarlyStopping
-        An int is the patience on ``val_loss`` (or ``loss`` without validation data).
+        An int is the patience on ``val_loss`` (or ``loss`` without validation data). An
+        :class:`EarlyStopping` object is reset at the start of the run (Keras' ``on_train_begin``).
     verbose : None or bool
         Progress bar (tqdm) on stderr when stderr is a terminal and tqdm is installed; otherwise
         ``True`` prints one line per epoch to stderr. None: the bar when possible, else nothing.
@@ -213,6 +264,16 @@ def fit(model, X, y, *, validation_data=None, validation_split=0.0, epochs=1, ba
     Returns
     -------
     History
+
+    Raises
+    ------
+    ValueError
+        ``X`` and ``y`` of different lengths, no training sample (with ``epochs > 0``), empty
+        validation data, a ``validation_split`` outside ``[0, 1)`` or leaving a part empty, a
+        ``batch_size`` below 1 or negative ``epochs``.
+    TypeError
+        A model without forward/backward, non-integer ``epochs``/``batch_size``, a
+        ``validation_split`` that is not a real number.
     """
     net = as_network(model)
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
@@ -220,25 +281,43 @@ def fit(model, X, y, *, validation_data=None, validation_split=0.0, epochs=1, ba
             raise TypeError(f"{name} must be an integer, got {value!r}")
         if value < (0 if name == "epochs" else 1):
             raise ValueError(f"{name} must be {'>= 0' if name == 'epochs' else '>= 1'}, got {value!r}")
-    X, y = np.asarray(X), np.asarray(y)
+    X, y = _validate.array(X, "X"), _validate.array(y, "y")
     if len(X) != len(y):
         raise ValueError(f"X and y must have the same length, got {len(X)} and {len(y)}")
-    if validation_data is None and validation_split:
-        if not 0.0 < float(validation_split) < 1.0:
+    if validation_data is None and validation_split is not None:  # as Keras: ignored with validation_data
+        if isinstance(validation_split, (bool, np.bool_)) or not isinstance(validation_split, numbers.Real):
+            raise TypeError(f"validation_split must be a real number in [0, 1), got {validation_split!r}")
+        if not 0.0 <= float(validation_split) < 1.0:  # NaN fails too
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
-        n_val = int(round(len(X) * float(validation_split)))
-        X, y, validation_data = X[:-n_val], y[:-n_val], (X[-n_val:], y[-n_val:])
+    if validation_data is None and validation_split:
+        split = float(validation_split)
+        n_all = len(X)
+        n_train = int(math.floor(n_all * (1.0 - split)))  # Keras 3's train_validation_split
+        if n_train == 0 or n_train == n_all:
+            raise ValueError(f"validation_split={validation_split!r} of {n_all} samples leaves "
+                             f"{n_train} to train and {n_all - n_train} to validate: both parts must be "
+                             "non-empty (as in Keras); give more data or another validation_split")
+        X, y, validation_data = X[:n_train], y[:n_train], (X[n_train:], y[n_train:])
+    if len(X) == 0 and epochs > 0:
+        raise ValueError(f"X has no samples (shape {X.shape}): there is nothing to train on")
     dtype = _model_dtype(net)
     if X.dtype != dtype:
         X = X.astype(dtype)
     if validation_data is not None:
         Xv, yv = validation_data
-        Xv = np.asarray(Xv)
-        validation_data = (Xv if Xv.dtype == dtype else Xv.astype(dtype), np.asarray(yv))
+        Xv, yv = _validate.array(Xv, "validation_data[0]"), _validate.array(yv, "validation_data[1]")
+        if len(Xv) != len(yv):
+            raise ValueError(f"validation_data's X and y must have the same length, got {len(Xv)} and {len(yv)}")
+        if len(Xv) == 0:
+            raise ValueError(f"validation_data has no samples (X of shape {Xv.shape}): its loss and "
+                             "accuracy would be undefined")
+        validation_data = (Xv if Xv.dtype == dtype else Xv.astype(dtype), yv)
     optimizer = Adam() if optimizer is None else optimizer
     loss = SoftmaxCrossEntropy() if loss is None else loss
     if isinstance(early_stopping, (int, np.integer)) and not isinstance(early_stopping, bool):
         early_stopping = EarlyStopping("val_loss" if validation_data is not None else "loss", early_stopping)
+    if callable(getattr(early_stopping, "on_train_begin", None)):
+        early_stopping.on_train_begin()  # Keras resets at the start of each run
     rng = np.random.default_rng(seed)
     hist = History()
     if validation_data is not None:
