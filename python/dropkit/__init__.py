@@ -12,9 +12,9 @@ from ._runtime import (available_simd_targets, get_backend, get_num_threads, set
 from .layers import Dropout, InvertedDropout
 from .variants import (alpha_dropout, alpha_dropout_backward, concrete_dropout, concrete_dropout_backward,
                        dropout_nd, dropout_nd_backward, feature_alpha_dropout, feature_alpha_dropout_backward,
-                       gaussian_dropout, gaussian_dropout_backward)
+                       gaussian_dropout, gaussian_dropout_backward, gaussian_noise, gaussian_noise_backward)
 from .variant_layers import (AdaptiveDropout, AlphaDropout, ConcreteDropout, CurriculumDropout, DropPath,
-                             FeatureAlphaDropout, GaussianDropout, SpatialDropout1D, SpatialDropout2D,
+                             FeatureAlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D,
                              SpatialDropout3D, TemporalDropout)
 from . import reference
 
@@ -29,6 +29,7 @@ __all__ = [
     "DropPath",
     "FeatureAlphaDropout",
     "GaussianDropout",
+    "GaussianNoise",
     "SpatialDropout1D",
     "SpatialDropout2D",
     "SpatialDropout3D",
@@ -43,6 +44,8 @@ __all__ = [
     "feature_alpha_dropout_backward",
     "gaussian_dropout",
     "gaussian_dropout_backward",
+    "gaussian_noise",
+    "gaussian_noise_backward",
     "Dropout",
     "InvertedDropout",
     "STREAM_VERSION",

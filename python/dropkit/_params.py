@@ -140,12 +140,44 @@ def rate_scales(rate: object, dtype: object) -> np.ndarray:
     return s.astype(compute_type(np.dtype(dtype)))
 
 
+def gaussian_rate(rate: object, name: str = "rate") -> float:
+    """A Gaussian dropout rate: a real number in [0, 1) (docs/rng.md 12.2; 1 has infinite variance)."""
+    from ._validate import rate as _check_rate  # (the common rate check; _validate imports nothing of ours)
+
+    r = _check_rate(rate, name)
+    if r == 1.0:
+        raise ValueError(f"{name} must be in [0, 1) for Gaussian dropout (rate 1 has infinite variance), "
+                         f"got {rate!r}")
+    return r
+
+
 def gaussian_sigma(rate: float) -> float:
     """``sigma = sqrt(rate / (1 - rate))`` in binary64 (section 12.2); rate in ``[0, 1)``."""
     r = check_real("rate", rate)
     if not 0.0 <= r < 1.0:
         raise ValueError(f"rate must be in [0, 1) for Gaussian dropout, got {rate}")
     return math.sqrt(r / (1.0 - r))
+
+
+def gaussian_stddev(stddev: object, name: str = "stddev") -> float:
+    """The standard deviation of additive Gaussian noise (docs/rng.md section 12.3), checked.
+
+    A real number, finite, ``>= 0``, whose binary32 rounding is finite; returned as a binary64
+    float (the kernels round it once to binary32).
+
+    Raises
+    ------
+    TypeError
+        Not a real number (bools included).
+    ValueError
+        NaN, negative, infinite, or beyond the largest binary32 number.
+    """
+    if isinstance(stddev, np.ndarray) and stddev.ndim == 0:
+        stddev = stddev[()]
+    s = check_real(name, stddev)
+    if not 0.0 <= s <= _F32_MAX:
+        raise ValueError(f"{name} must be finite (in binary32) and >= 0, got {stddev!r}")
+    return s
 
 
 def alpha_constants(rate: float) -> Tuple[float, float, float]:

@@ -176,3 +176,6 @@ register(Variant("feature-alpha", "alpha dropout of whole channels", "alpha", _v
 register(Variant("concrete", "relaxed Bernoulli mask with a learnable rate (Gal et al. 2017)", "concrete",
                  _v.concrete_dropout, _v.concrete_dropout_backward, _concrete, flat, backward_needs_x=True,
                  layer="ConcreteDropout"))
+register(Variant("gaussian-noise", "additive zero-mean Gaussian noise (Keras GaussianNoise)", "additive",
+                 _v.gaussian_noise, _v.gaussian_noise_backward, lambda shape, rate: {"stddev": rate}, flat,
+                 layer="GaussianNoise", keras_name="GaussianNoise"))

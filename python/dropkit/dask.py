@@ -63,6 +63,7 @@ __all__ = [
     "feature_alpha_dropout_backward",
     "gaussian_dropout",
     "gaussian_dropout_backward",
+    "gaussian_noise",
 ]
 
 _TWO32 = 1 << 32
@@ -301,10 +302,7 @@ def dropout_backward(grad, rate, *, seed, offset=0, noise_shape=None, inverted=T
 
 def _gaussian(x, rate, s, o, noise_shape, training, t):
     ps = _noise(tuple(x.shape), noise_shape, o)
-    r = _validate.rate(rate)
-    if r == 1.0:
-        raise ValueError(f"rate must be in [0, 1) for Gaussian dropout (rate 1 has infinite "
-                         f"variance), got {rate!r}")
+    r = _params.gaussian_rate(rate)
     if not training or r == 0.0:
         return x
     return _map(x, "gaussian_apply", (_params.gaussian_sigma(r),), s, o, ps, t)
@@ -359,6 +357,37 @@ def gaussian_dropout_backward(grad, rate, *, seed, offset=0, noise_shape=None, t
     """
     s, o, t = _check(grad, seed, offset, threads, "grad")
     return _gaussian(grad, rate, s, o, noise_shape, True, t)
+
+
+def gaussian_noise(x, stddev, *, seed, offset=0, training=True, noise_shape=None, threads=None):
+    """Lazy :func:`dropkit.gaussian_noise`: ``x + stddev * eps`` (docs/rng.md 12.3).
+
+    Parameters
+    ----------
+    x : dask.array.Array
+        float16, float32 or float64, any chunking.
+    stddev : float
+        Finite and ``>= 0``.
+    seed, offset, training, noise_shape, threads
+        As in :func:`dropout`.
+
+    Returns
+    -------
+    dask.array.Array
+        Bit for bit ``dropkit.gaussian_noise(x.compute(), ...)``; ``x`` itself in evaluation mode
+        or at ``stddev == 0``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`dropkit.gaussian_noise`.
+    """
+    s, o, t = _check(x, seed, offset, threads, "x")
+    ps = _noise(tuple(x.shape), noise_shape, o)
+    sd = _params.gaussian_stddev(stddev)
+    if not _validate.flag(training, "training") or sd == 0.0:
+        return x
+    return _map(x, "gaussian_noise_apply", (sd,), s, o, ps, t)
 
 
 def _alpha(x, rate, s, o, noise_shape, training, backward, t):

@@ -16,6 +16,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from . import _core, _runtime, _validate, variants
+from ._params import gaussian_rate, gaussian_stddev
 from .layers import Dropout, check_noise_shape, resolve_seed
 from .reference import _variants as _refv
 
@@ -27,6 +28,7 @@ __all__ = [
     "DropPath",
     "FeatureAlphaDropout",
     "GaussianDropout",
+    "GaussianNoise",
     "SpatialDropout1D",
     "SpatialDropout2D",
     "SpatialDropout3D",
@@ -856,7 +858,7 @@ class GaussianDropout(_StreamLayer):
     def __init__(self, drop_rate=None, *, rate=None, seed=None, backend=None):
         if drop_rate is not None and rate is not None:
             raise TypeError(f"give the rate once: drop_rate or rate, got {drop_rate!r} and {rate!r}")
-        self.drop_rate = variants._gaussian_rate(0.5 if drop_rate is None and rate is None
+        self.drop_rate = gaussian_rate(0.5 if drop_rate is None and rate is None
                                                  else (drop_rate if rate is None else rate))
         super().__init__(seed, backend)
 
@@ -869,7 +871,7 @@ class GaussianDropout(_StreamLayer):
         self.drop_rate = value
 
     def _params(self):
-        return variants._gaussian_rate(self.drop_rate)
+        return gaussian_rate(self.drop_rate)
 
     def _apply(self, a, rate, offset, ns):
         return variants.gaussian_dropout(a, rate, seed=self.seed, offset=offset, backend=self.backend)
@@ -884,6 +886,33 @@ class GaussianDropout(_StreamLayer):
         _, shape, rate, offset, _, _ = self._last
         return variants.gaussian_dropout(np.ones(shape, np.float32), rate, seed=self.seed, offset=offset,
                                          backend=self.backend)
+
+
+class GaussianNoise(_StreamLayer):
+    """Additive zero-mean Gaussian noise ``y = x + stddev * eps`` in training (Keras ``GaussianNoise``).
+
+    docs/rng.md section 12.3. Evaluation returns ``x`` itself; the backward is the identity.
+
+    Parameters
+    ----------
+    stddev : float
+        Standard deviation, finite and ``>= 0``.
+    seed, backend
+        As in :class:`dropkit.Dropout` (``seed`` also positionally, as Keras' second argument).
+    """
+
+    def __init__(self, stddev, seed=None, *, backend=None):
+        self.stddev = gaussian_stddev(stddev)
+        super().__init__(seed, backend)
+
+    def _params(self):
+        return gaussian_stddev(self.stddev)
+
+    def _apply(self, a, stddev, offset, ns):
+        return variants.gaussian_noise(a, stddev, seed=self.seed, offset=offset, backend=self.backend)
+
+    def _grad(self, g, stddev, offset, ns, extra):
+        return variants.gaussian_noise_backward(g, stddev, seed=self.seed, offset=offset, backend=self.backend)
 
 
 class AlphaDropout(_StreamLayer):

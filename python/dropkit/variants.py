@@ -28,6 +28,8 @@ __all__ = [
     "feature_alpha_dropout_backward",
     "gaussian_dropout",
     "gaussian_dropout_backward",
+    "gaussian_noise",
+    "gaussian_noise_backward",
     "noise_size",
 ]
 
@@ -40,7 +42,8 @@ _TWO32 = 1 << 32
 
 
 # The kinds of ``_core.variant_fast`` (cpp/bindings/register_fast.cpp FastKind).
-_FAST_BERNOULLI, _FAST_GAUSSIAN, _FAST_ALPHA, _FAST_ALPHA_GRAD, _FAST_FEATURE_ALPHA, _FAST_FEATURE_ALPHA_GRAD = range(6)
+(_FAST_BERNOULLI, _FAST_GAUSSIAN, _FAST_ALPHA, _FAST_ALPHA_GRAD, _FAST_FEATURE_ALPHA, _FAST_FEATURE_ALPHA_GRAD,
+ _FAST_GAUSSIAN_NOISE) = range(7)
 
 
 def _core_backend(backend: Any) -> bool:
@@ -316,12 +319,7 @@ def dropout_nd_backward(grad, rate, *, seed, offset=0, noise_shape=None, inverte
 # --------------------------------------------------------------------------------------------
 
 
-def _gaussian_rate(rate: Any) -> float:
-    r = _validate.rate(rate)
-    if r == 1.0:
-        raise ValueError(f"rate must be in [0, 1) for Gaussian dropout (rate 1 has infinite "
-                         f"variance), got {rate!r}")
-    return r
+_gaussian_rate = _params.gaussian_rate
 
 
 def _gaussian(a, r, s, o, noise_shape, out, backend):
@@ -412,6 +410,87 @@ def gaussian_dropout_backward(grad, rate, *, seed, offset=0, noise_shape=None, o
     a, s, o, out = _check_x(grad, seed, offset, out, "grad")
     r = _gaussian_rate(rate)
     return _gaussian(a, r, s, o, noise_shape, out, backend)
+
+
+def gaussian_noise(x, stddev, *, seed, offset=0, training=True, noise_shape=None, out=None, backend=None):
+    """Additive Gaussian noise (Keras ``GaussianNoise``): ``y = x + stddev * eps`` in training (§12.3).
+
+    ``eps`` are the standard normals of Gaussian dropout's stream (the same positions and pairs);
+    ``stddev * eps`` is a binary32 number, the sum one addition in the compute type.
+
+    Parameters
+    ----------
+    x : array_like
+        float16, float32 or float64, any shape.
+    stddev : float
+        Standard deviation, finite and ``>= 0`` (finite in binary32).
+    seed, offset, training, noise_shape, out, backend
+        As in :func:`gaussian_dropout` (``noise_shape`` shares one noise value along axes of size 1).
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype; ``x`` itself in evaluation mode or at ``stddev == 0`` (no ``out``).
+
+    Raises
+    ------
+    ValueError
+        ``stddev`` negative, NaN or infinite; a bad noise_shape, seed, offset or out.
+    TypeError
+        A bad dtype, seed, offset or flag; ``stddev`` not a real number.
+
+    Examples
+    --------
+    >>> import numpy as np, dropkit
+    >>> y = dropkit.gaussian_noise(np.zeros(4, np.float32), 0.1, seed=3)
+    >>> y.dtype, bool(np.all(np.abs(y) < 0.6))
+    (dtype('float32'), True)
+    """
+    if training is True and _core_backend(backend):
+        y = _core.variant_fast(_FAST_GAUSSIAN_NOISE, x, stddev, seed, offset, noise_shape, out)
+        if y is not None:
+            return y
+    _runtime.backend_name(backend)
+    a, s, o, out = _check_x(x, seed, offset, out)
+    sd = _params.gaussian_stddev(stddev)
+    training = _validate.flag(training, "training")
+    ns, ps = _noise(a, noise_shape, o)
+    if not training or sd == 0.0:
+        return _identity(a, out)
+    src, y = _buffers(a, out)
+    if y.size:
+        _run("gaussian_noise_apply", backend, src, y, sd, s, o, ps)
+    return y
+
+
+def gaussian_noise_backward(grad, stddev, *, seed, offset=0, noise_shape=None, out=None, backend=None):
+    """Gradient of :func:`gaussian_noise` with respect to ``x``: ``grad`` itself (§12.3).
+
+    The noise does not depend on ``x``, so the backward reads no stream; the arguments are
+    checked as in the forward (so a call that the forward refuses is refused here too).
+
+    Parameters
+    ----------
+    grad : array_like
+        Gradient with respect to the forward's output.
+    stddev, seed, offset, noise_shape, out, backend
+        The forward's values.
+
+    Returns
+    -------
+    ndarray
+        ``grad`` itself (no ``out``), or ``out`` holding a copy of it.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`gaussian_noise`.
+    """
+    _runtime.backend_name(backend)
+    a, s, o, out = _check_x(grad, seed, offset, out, "grad")
+    _params.gaussian_stddev(stddev)
+    _noise(a, noise_shape, o)
+    return _identity(a, out)
 
 
 # --------------------------------------------------------------------------------------------

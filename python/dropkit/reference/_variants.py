@@ -29,7 +29,7 @@ import numpy as np
 
 from . import _kernels
 from .._params import (ALPHA_PRIME, alpha_constants, check_real as _check_real, compute_type as _compute_type,
-                       concrete_params, gaussian_sigma, noise_pstrides, rate_scales, rate_thresholds)
+                       concrete_params, gaussian_sigma, gaussian_stddev, noise_pstrides, rate_scales, rate_thresholds)
 
 __all__ = [
     # section 8
@@ -611,6 +611,44 @@ def gaussian_apply(
     return _multiplier_apply(
         x, out, seed, offset, pstrides, lambda pos, s: gaussian_multiplier(normals_at(pos, s), sig)
     )
+
+
+def gaussian_noise_apply(
+    x: np.ndarray,
+    out: np.ndarray,
+    stddev: float,
+    seed: int,
+    offset: int,
+    pstrides: Optional[Sequence[int]] = None,
+    threads: Optional[int] = None,
+    simd: Optional[str] = None,
+) -> np.ndarray:
+    """Gaussian noise ``out = x + stddev32 * eps`` (section 12.3).
+
+    ``n = stddev32 * eps`` is binary32 (one rounding); the sum is one addition in the compute type.
+
+    Parameters
+    ----------
+    x, out : numpy.ndarray
+        C-contiguous arrays of one float dtype and shape; ``out`` may be ``x``.
+    stddev : float
+        Finite, ``>= 0``, finite in binary32 (:func:`dropkit._params.gaussian_stddev`).
+    seed, offset, pstrides, threads, simd
+        As in :func:`gaussian_apply`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``out``.
+    """
+    s32 = np.float32(gaussian_stddev(stddev))
+    ct = _compute_type(x.dtype)
+
+    def add(xc, pos, i0, i1, s):
+        n = s32 * normals_at(pos, s)  # binary32, one rounding
+        return (xc.astype(ct) + n.astype(ct)).astype(xc.dtype)
+
+    return _drive(x, out, seed, offset, pstrides, add)
 
 
 # --------------------------------------------------------------------------------------------
