@@ -363,6 +363,46 @@ void register_fast(py::module_& m) {
         },
         "Inverted training dropout with a rate array, or None.");
     m.def(
+        "noise_count",
+        [](py::handle shape, py::handle noise_shape) -> py::object {
+            // prod(noise_shape) for a tuple of non-negative Python ints `shape` and a noise_shape of
+            // section 8.1 (None, or a tuple or list of ints or None, each 1 or the axis's size);
+            // None for anything else (the Python function then checks and raises).
+            if (!PyTuple_CheckExact(shape.ptr())) return py::none();
+            const Py_ssize_t nd = PyTuple_GET_SIZE(shape.ptr());
+            PyObject* ns = noise_shape.ptr();
+            const bool given = ns != Py_None;
+            if (given && ((!PyTuple_CheckExact(ns) && !PyList_CheckExact(ns)) || PySequence_Fast_GET_SIZE(ns) != nd))
+                return py::none();
+            unsigned __int128 n = 1;
+            for (Py_ssize_t d = 0; d < nd; ++d) {
+                PyObject* e = PyTuple_GET_ITEM(shape.ptr(), d);
+                if (!PyLong_CheckExact(e)) return py::none();
+                const long long s = PyLong_AsLongLong(e);
+                if (s < 0 || (s == -1 && PyErr_Occurred())) {
+                    PyErr_Clear();
+                    return py::none();
+                }
+                long long v = s;
+                if (given) {
+                    PyObject* f = PySequence_Fast_GET_ITEM(ns, d);
+                    if (f != Py_None) {
+                        if (!PyLong_CheckExact(f)) return py::none();
+                        v = PyLong_AsLongLong(f);
+                        if (v == -1 && PyErr_Occurred()) {
+                            PyErr_Clear();
+                            return py::none();
+                        }
+                        if (v != 1 && v != s) return py::none();
+                    }
+                }
+                n *= static_cast<unsigned long long>(v);
+                if (n >= (static_cast<unsigned __int128>(1) << 64)) return py::none();  // (the general path's)
+            }
+            return py::reinterpret_steal<py::object>(PyLong_FromUnsignedLongLong(static_cast<unsigned long long>(n)));
+        },
+        "prod(noise_shape) (docs/rng.md 8.1) for a plain shape tuple, or None.");
+    m.def(
         "concrete_fast",
         [](py::handle x, py::handle logit, py::handle temperature, py::handle seed, py::handle offset,
            py::handle out) -> py::object {

@@ -13,6 +13,7 @@ from . import _core, _params, _runtime, _validate
 from .reference import _kernels as _ref_kernels
 
 threshold = _params.threshold  # (kept under its old name: docs/rng.md section 4)
+_dropout_fast = _core.dropout_fast  # the common call in one compiled step
 
 
 def _kernels(backend: str | None) -> ModuleType:
@@ -152,8 +153,8 @@ def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, out=None, 
     True
     """
     if noise_shape is None and type(rate) is float:
-        if (training is True or (training is False and inverted is False)) and _core_backend(backend):
-            y = _core.dropout_fast(x, rate, seed, offset, training, inverted, out)
+        if backend is None and _runtime._backend == "core" or backend == "core":
+            y = _dropout_fast(x, rate, seed, offset, training, inverted, out)  # (None: not a common call)
             if y is not None:
                 return y
     elif training is True and inverted is True and _core_backend(backend):  # broadcast noise, rate arrays
@@ -205,8 +206,8 @@ def dropout_backward(grad, rate, *, seed, offset=0, inverted=True, out=None, bac
     ValueError, TypeError
         As :func:`dropout`.
     """
-    if _core_backend(backend):
-        y = (_core.dropout_fast(grad, rate, seed, offset, True, inverted, out)
+    if backend is None and _runtime._backend == "core" or backend == "core":
+        y = (_dropout_fast(grad, rate, seed, offset, True, inverted, out)
              if noise_shape is None and type(rate) is float else
              _core.variant_fast(0, grad, rate, seed, offset, noise_shape, out) if type(rate) is float and inverted is True
              else _core.rates_fast(grad, rate, seed, offset, noise_shape, out) if inverted is True else None)

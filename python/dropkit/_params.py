@@ -14,6 +14,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from . import _validate  # (imports nothing of dropkit's)
+
 #: alpha' of alpha dropout (docs/rng.md section 14): the binary64 nearest -lambda * alpha of SELU.
 ALPHA_PRIME = -1.7580993408473766
 _TWO32 = 1 << 32
@@ -142,9 +144,7 @@ def rate_scales(rate: object, dtype: object) -> np.ndarray:
 
 def gaussian_rate(rate: object, name: str = "rate") -> float:
     """A Gaussian dropout rate: a real number in [0, 1) (docs/rng.md 12.2; 1 has infinite variance)."""
-    from ._validate import rate as _check_rate  # (the common rate check; _validate imports nothing of ours)
-
-    r = _check_rate(rate, name)
+    r = _validate.rate(rate, name)
     if r == 1.0:
         raise ValueError(f"{name} must be in [0, 1) for Gaussian dropout (rate 1 has infinite variance), "
                          f"got {rate!r}")

@@ -97,8 +97,7 @@ class _BroadcastDropout(Dropout):
         advance = offset is None
         if advance:
             offset = self._position
-            _validate.span(offset, variants.noise_size(a.shape, ns))
-        y = self._train(a, rate, ns, offset)
+        y = self._train(a, rate, ns, offset)  # (checks offset + noise size <= 2**64 first)
         if advance:
             self._position = offset + variants.noise_size(a.shape, ns)
         self._last = (True, a.shape, rate, offset, ns)

@@ -122,7 +122,8 @@ def noise_size(shape: Any, noise_shape: Any = None) -> int:
     TypeError, ValueError
         A bad shape, or a ``noise_shape`` that does not broadcast to it.
     """
-    return math.prod(_resolve_noise_shape(_validate.shape(shape), noise_shape))
+    n = _core.noise_count(shape, noise_shape)  # a plain tuple and a valid noise_shape, in one step
+    return n if n is not None else math.prod(_resolve_noise_shape(_validate.shape(shape), noise_shape))
 
 
 def _rate_or_array(rate: Any, shape: Tuple[int, ...]) -> Tuple[float, Optional[np.ndarray]]:
