@@ -9,68 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from . import _core, _params, _runtime, _validate
-from .reference import _kernels as _ref_kernels
+from . import _core, _dispatch, _params, _runtime, _validate, variants
 
 threshold = _params.threshold  # (kept under its old name: docs/rng.md section 4)
-_dropout_fast = _core.dropout_fast  # the common call in one compiled step
-
-
-def _kernels(backend: str | None) -> ModuleType:
-    return _core if _runtime.backend_name(backend) == "core" else _ref_kernels
-
-
-def _identity(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-    if out is None:
-        return x
-    if out is not x:
-        np.copyto(out, x)
-    return out
-
-
-def _apply(x: np.ndarray, t: int, scale: float, seed: int, offset: int, out: np.ndarray | None,
-           kernels: ModuleType) -> np.ndarray:
-    """``keep ? x * s : +0`` with ``keep = u >= t`` (docs/rng.md §4-5), through a kernel.
-
-    Every non-identity case goes here, classic evaluation included (``t = 0``: all kept, no random
-    bits), so all modes compute the same way: one IEEE multiplication in the compute type, no
-    floating-point warnings (a signalling NaN is quieted silently, in every mode).
-    """
-    src = np.ascontiguousarray(x)
-    if not src.flags.aligned:
-        # The kernels read x through a float pointer: a misaligned x is copied to an aligned buffer
-        # first, as NumPy's own ufuncs buffer misaligned operands (out= must be aligned).
-        src = src.copy()
-    if out is None:
-        y = np.empty(x.shape, dtype=x.dtype)
-    else:
-        y = out
-        # In place (the very same buffer) is safe element by element; any other overlap is not.
-        if y is not src and np.may_share_memory(src, y) and src.ctypes.data != y.ctypes.data:
-            src = src.copy()
-    if y.size:  # (an empty array touches no position: not even offset 2**64 reaches a kernel)
-        # Positional: pybind11 parses keywords ~0.5 us slower, which shows on small arrays.
-        kernels.bernoulli_apply(src.reshape(-1), y.reshape(-1), t, scale, seed, offset,
-                                _runtime._threads, _runtime._simd)
-    return y
-
-
-def _masked(x: np.ndarray, rate: float, inverted: bool, seed: int, offset: int,
-            out: np.ndarray | None, kernels: ModuleType) -> np.ndarray:
-    """Training-mode forward, and every backward: keep ? x * s : +0."""
-    if rate == 0.0:  # everything kept, s = 1 in both modes
-        return _identity(x, out)
-    scale = _params.inverted_scale(rate) if inverted else (0.0 if rate == 1.0 else 1.0)
-    return _apply(x, threshold(rate), scale, seed, offset, out, kernels)
-
-
-def _core_backend(backend: Any) -> bool:
-    """True when the call runs on the C++ core (no validation: a bad name takes the general path)."""
-    return _runtime._backend == "core" if backend is None else backend == "core"
 
 
 def _check_common(x: Any, rate: Any, seed: Any, offset: Any, out: Any, backend: Any, name: str = "x"):
-    k = _kernels(backend)  # validated first, even when no kernel will run
+    k = _dispatch.kernels(backend)  # validated first, even when no kernel will run
     r = _validate.rate(rate)
     s = _validate.uint64(seed, "seed")
     o = _validate.offset(offset)
@@ -154,31 +99,22 @@ def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, out=None, 
     """
     if noise_shape is None and type(rate) is float:
         if backend is None and _runtime._backend == "core" or backend == "core":
-            y = _dropout_fast(x, rate, seed, offset, training, inverted, out)  # (None: not a common call)
+            y = _core.dropout_fast(x, rate, seed, offset, training, inverted, out)  # (None: not a common call)
             if y is not None:
                 return y
-    elif training is True and inverted is True and _core_backend(backend):  # broadcast noise, rate arrays
+    elif training is True and inverted is True and _dispatch.core_backend(backend):  # broadcast noise, rate arrays
         y = (_core.variant_fast(0, x, rate, seed, offset, noise_shape, out) if type(rate) is float
              else _core.rates_fast(x, rate, seed, offset, noise_shape, out))
         if y is not None:
             return y
     if noise_shape is not None or (isinstance(rate, np.ndarray) and rate.ndim):
-        from .variants import dropout_nd  # broadcast noise or a rate array (docs/rng.md §8, §9)
-
-        return dropout_nd(x, rate, seed=seed, offset=offset, noise_shape=noise_shape, training=training,
+        return variants.dropout_nd(  # broadcast noise or a rate array (docs/rng.md §8, §9)
+            x, rate, seed=seed, offset=offset, noise_shape=noise_shape, training=training,
                           inverted=inverted, out=out, backend=backend)
     a, r, s, o, out, k = _check_common(x, rate, seed, offset, out, backend)
     training = _validate.flag(training, "training")
     inverted = _validate.flag(inverted, "inverted")
-    if r == 0.0:  # the identity in every mode
-        return _identity(a, out)
-    if not training:
-        if inverted:
-            return _identity(a, out)
-        if r == 1.0:  # everything dropped, as in training: +0.0, never 0 * inf = NaN
-            return _masked(a, r, inverted, s, o, out, k)
-        return _apply(a, 0, 1.0 - r, s, o, out, k)  # t = 0: all kept, times (1 - rate)
-    return _masked(a, r, inverted, s, o, out, k)
+    return _dispatch.bernoulli_flat(a, r, training, inverted, s, o, out, k)
 
 
 def dropout_backward(grad, rate, *, seed, offset=0, inverted=True, out=None, backend=None, noise_shape=None):
@@ -207,20 +143,19 @@ def dropout_backward(grad, rate, *, seed, offset=0, inverted=True, out=None, bac
         As :func:`dropout`.
     """
     if backend is None and _runtime._backend == "core" or backend == "core":
-        y = (_dropout_fast(grad, rate, seed, offset, True, inverted, out)
+        y = (_core.dropout_fast(grad, rate, seed, offset, True, inverted, out)
              if noise_shape is None and type(rate) is float else
              _core.variant_fast(0, grad, rate, seed, offset, noise_shape, out) if type(rate) is float and inverted is True
              else _core.rates_fast(grad, rate, seed, offset, noise_shape, out) if inverted is True else None)
         if y is not None:
             return y
     if noise_shape is not None or (isinstance(rate, np.ndarray) and rate.ndim):
-        from .variants import dropout_nd_backward  # broadcast noise or a rate array (docs/rng.md §8, §9)
-
-        return dropout_nd_backward(grad, rate, seed=seed, offset=offset, noise_shape=noise_shape,
+        return variants.dropout_nd_backward(  # broadcast noise or a rate array (docs/rng.md §8, §9)
+            grad, rate, seed=seed, offset=offset, noise_shape=noise_shape,
                                    inverted=inverted, out=out, backend=backend)
     a, r, s, o, out, k = _check_common(grad, rate, seed, offset, out, backend, "grad")
     inverted = _validate.flag(inverted, "inverted")
-    return _masked(a, r, inverted, s, o, out, k)
+    return _dispatch.bernoulli_flat(a, r, True, inverted, s, o, out, k)
 
 
 def dropout_mask(shape, rate, *, seed, offset=0, packed=False, backend=None):
@@ -248,7 +183,7 @@ def dropout_mask(shape, rate, *, seed, offset=0, packed=False, backend=None):
         Bad rate, seed, offset or shape (as in :func:`dropout`); TypeError if ``packed`` is not a
         bool.
     """
-    k = _kernels(backend)
+    k = _dispatch.kernels(backend)
     dims = _validate.shape(shape)
     r = _validate.rate(rate)
     s = _validate.uint64(seed, "seed")
@@ -291,10 +226,12 @@ def philox4x32_10(counter, key, *, backend=None):
     ['0x6627e8d5', '0xe169c58d', '0xbc57ac4c', '0x9b00dbd8']
     """
     if _runtime.backend_name(backend) == "numpy":
-        return _ref_kernels.philox4x32_10(counter, key)
+        from .reference import _kernels as twin  # the "numpy" backend
+
+        return twin.philox4x32_10(counter, key)
     # One validation for both backends: the reference's (lossless, names the bad value).
-    c = _ref_kernels._as_uint32_words("counter", counter, 4).astype(np.uint32)
-    k = _ref_kernels._as_uint32_words("key", key, 2).astype(np.uint32)
+    c = _validate.uint32_words("counter", counter, 4).astype(np.uint32)
+    k = _validate.uint32_words("key", key, 2).astype(np.uint32)
     lead = np.broadcast_shapes(c.shape[:-1], k.shape[:-1])
     cb = np.ascontiguousarray(np.broadcast_to(c, lead + (4,)).reshape(-1, 4))
     kb = np.ascontiguousarray(np.broadcast_to(k, lead + (2,)).reshape(-1, 2))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -218,6 +218,10 @@ def concrete_params(logit: float, temperature: float) -> Tuple[float, float, flo
     ValueError
         A value outside the ranges above, or ``p`` rounding to 1.
     """
+    if isinstance(logit, np.ndarray) and logit.ndim == 0:
+        logit = logit[()]
+    if isinstance(temperature, np.ndarray) and temperature.ndim == 0:
+        temperature = temperature[()]
     lg = check_real("logit", logit)
     temp = check_real("temperature", temperature)
     if not temp > 0.0:  # (NaN fails too)
@@ -231,3 +235,50 @@ def concrete_params(logit: float, temperature: float) -> Tuple[float, float, flo
     if not p < 1.0:
         raise ValueError(f"the drop probability must be < 1, got p=1 from logit {logit!r}")
     return lg, inv_t, 1.0 / (1.0 - p), p
+
+
+def resolve_noise_shape(shape: Tuple[int, ...], noise_shape: Any) -> Tuple[int, ...]:
+    """``noise_shape`` with None entries replaced by x's sizes (Keras semantics), checked."""
+    if noise_shape is None:
+        return shape
+    if isinstance(noise_shape, (str, bytes)) or not isinstance(noise_shape, Sequence) and not (
+            isinstance(noise_shape, np.ndarray) and noise_shape.ndim == 1):
+        raise TypeError(f"noise_shape must be None or a sequence of integers (or None entries), "
+                        f"got {noise_shape!r}")
+    entries = tuple(noise_shape)
+    noise_pstrides(shape, entries)  # the one check of section 8.1 (length, 1 or the size)
+    return tuple(s if n is None else int(n) for n, s in zip(entries, shape))
+
+
+def rate_or_array(rate: Any, shape: Tuple[int, ...]) -> Tuple[float, Optional[np.ndarray]]:
+    """A scalar rate ``(r, None)`` or a rate array ``(nan, array)`` of x's ndim, checked (§9).
+
+    Arrays: real values in [0, 1] (NaN refused), broadcastable to ``shape``; returned as a
+    C-contiguous float64 array with leading axes of size 1 added up to ``len(shape)``.
+    """
+    if not isinstance(rate, np.ndarray) or rate.ndim == 0:  # (a list is not a rate: docs/rng.md §7)
+        return _validate.rate(rate), None
+    arr = rate
+    if arr.dtype.kind not in "iuf":
+        raise ValueError(f"rate must be a real number in [0, 1] or an array of them, got an array of "
+                         f"dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    try:
+        ok = np.broadcast_shapes(arr.shape, shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"rate of shape {arr.shape} does not broadcast to x's shape {shape}")
+    bad = ~((arr >= 0.0) & (arr <= 1.0))
+    if bad.any():
+        raise ValueError(f"rate must be in [0, 1], got {float(arr[bad].flat[0])!r}")
+    arr = np.ascontiguousarray(arr.reshape((1,) * (len(shape) - arr.ndim) + arr.shape))
+    return math.nan, arr
+
+
+def feature_noise_shape(shape: Tuple[int, ...], what: str) -> Tuple[int, ...]:
+    """``(N, C, 1, ..., 1)``: one noise value per (sample, channel) of an ``(N, C, ...)`` input."""
+    if len(shape) < 2:
+        raise ValueError(f"{what} needs an input of at least 2 dimensions (batch, channels, ...), "
+                         f"got shape {shape}")
+    return tuple(shape[:2]) + (1,) * (len(shape) - 2)

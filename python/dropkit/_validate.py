@@ -166,3 +166,30 @@ def threads(value: object) -> int:
     if not 1 <= n <= MAX_THREADS:
         raise ValueError(f"the number of threads must be in [1, {MAX_THREADS}], got {n}")
     return n
+
+
+def uint32_words(name: str, a: object, width: int) -> np.ndarray:
+    """Convert ``a`` to a uint64 array of 32-bit words with last axis ``width``, losslessly."""
+    arr = np.asarray(a)
+    if arr.dtype == np.dtype(object):
+        # Python ints too large for int64/uint64 land here; accept ints, reject the rest.
+        flat = arr.ravel()
+        for v in flat:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"{name} must hold integers, got {v!r} of type {type(v).__name__}")
+        if arr.ndim == 0 or arr.shape[-1] != width:
+            raise ValueError(f"{name} must have shape (..., {width}), got {arr.shape}")
+        for v in flat:
+            if not 0 <= int(v) < (1 << 32):
+                raise ValueError(f"{name} values must be in [0, 2**32), got {int(v)}")
+        return np.array([int(v) for v in flat], dtype=np.uint64).reshape(arr.shape)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must have an integer dtype, got {arr.dtype}")
+    if arr.ndim == 0 or arr.shape[-1] != width:
+        raise ValueError(f"{name} must have shape (..., {width}), got {arr.shape}")
+    if arr.size:
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi >= (1 << 32):
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{name} values must be in [0, 2**32), got {bad}")
+    return arr.astype(np.uint64)

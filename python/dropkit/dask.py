@@ -49,7 +49,6 @@ except ImportError as e:  # pragma: no cover - exercised only without dask
     raise ImportError("dropkit.dask needs Dask: pip install 'dropkit[dask]'") from e
 
 from . import _api, _core, _runtime, _validate
-from . import variants as _variants
 from .reference import _kernels as _refk
 from . import _params
 from .reference import _variants as _refv  # the "numpy" backend's kernels (not its parameters)
@@ -197,7 +196,7 @@ def _noise(shape: tuple, noise_shape, offset: int) -> tuple:
 
 def _dropout(x, rate, s, o, noise_shape, training, inverted, t):
     ps = _noise(tuple(x.shape), noise_shape, o)
-    r, rarr = _variants._rate_or_array(rate, tuple(x.shape))
+    r, rarr = _params.rate_or_array(rate, tuple(x.shape))
     if rarr is not None:
         if not rarr.any() or (not training and inverted):  # every rate 0, or inverted evaluation
             return x
@@ -454,7 +453,7 @@ def alpha_dropout_backward(grad, rate, *, seed, offset=0, noise_shape=None, thre
 
 def _feature(x, what: str) -> tuple:
     """``(N, C, 1, ..., 1)``: one noise value per (sample, channel); at least 2 dimensions."""
-    return _variants._feature_noise_shape(tuple(x.shape), what)
+    return _params.feature_noise_shape(tuple(x.shape), what)
 
 
 def feature_alpha_dropout(x, rate, *, seed, offset=0, training=True, threads=None):

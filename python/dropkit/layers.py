@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import _api, _runtime, _validate, variants
+from . import _api, _params, _runtime, _validate, variants
 
 _TWO64 = 1 << 64
 
@@ -212,7 +212,7 @@ class Dropout:
 
     def _forward_noise_shape(self, a: np.ndarray, rate: float, training: bool) -> np.ndarray:
         """The forward with a Keras ``noise_shape`` (dropkit.dropout_nd; counter += the mask size)."""
-        ns = variants._resolve_noise_shape(a.shape, self._noise_shape_arg)  # checked against x
+        ns = _params.resolve_noise_shape(a.shape, self._noise_shape_arg)  # checked against x
         if not training:
             self._last, self._last_ns = (False, a.shape, rate, None), ns
             return variants.dropout_nd(a, rate, seed=self.seed, training=False, inverted=self.inverted,

@@ -15,7 +15,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from . import _core, _runtime, _validate, variants
+from . import _core, _params, _runtime, _validate, variants
 from ._params import gaussian_rate, gaussian_stddev
 from .layers import Dropout, check_noise_shape, resolve_seed
 from .reference import _variants as _refv
@@ -958,10 +958,10 @@ class AlphaDropout(_StreamLayer):
 
     def _noise_shape(self, shape):
         if self._feature:
-            return variants._feature_noise_shape(shape, type(self).__name__)
+            return _params.feature_noise_shape(shape, type(self).__name__)
         if self._noise_shape_arg is None:
             return None
-        return variants._resolve_noise_shape(shape, self._noise_shape_arg)
+        return _params.resolve_noise_shape(shape, self._noise_shape_arg)
 
     def _apply(self, a, rate, offset, ns):
         return variants.alpha_dropout(a, rate, seed=self.seed, offset=offset, noise_shape=ns,
@@ -1037,7 +1037,7 @@ class ConcreteDropout(_StreamLayer):
             raise ValueError(f"init_rate must be in (0, 1), got {init_rate!r}")
         self.temperature = temperature
         self.dropout_rate = math.log(p) - math.log1p(-p)  # logit
-        variants._concrete_params(self.dropout_rate, temperature)  # checks the temperature
+        _params.concrete_params(self.dropout_rate, temperature)  # checks the temperature
         self.weight_regularizer = float(weight_regularizer)
         self.dropout_regularizer = float(dropout_regularizer)
         self.trainable = True
@@ -1046,7 +1046,7 @@ class ConcreteDropout(_StreamLayer):
 
     def get_dropout_rate(self) -> float:
         """The drop probability ``p = sigmoid(dropout_rate)``."""
-        return variants._concrete_params(self.dropout_rate, self.temperature)[3]
+        return _params.concrete_params(self.dropout_rate, self.temperature)[3]
 
     def concrete_dropout(self, noise):
         """The seed's relaxed drop indicator ``sigmoid((log u - log(1 - u) + logit) / temperature)``.
@@ -1071,7 +1071,7 @@ class ConcreteDropout(_StreamLayer):
         self.dropout_rate_grad = 0.0
 
     def _params(self):
-        variants._concrete_params(self.dropout_rate, self.temperature)
+        _params.concrete_params(self.dropout_rate, self.temperature)
         return (float(self.dropout_rate), float(self.temperature))
 
     def _keep(self, a):

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _api, _core, _params, _runtime, _validate
+from . import _core, _dispatch, _params, _runtime, _validate
 
 __all__ = [
     "alpha_dropout",
@@ -46,56 +46,6 @@ _TWO32 = 1 << 32
  _FAST_GAUSSIAN_NOISE) = range(7)
 
 
-def _core_backend(backend: Any) -> bool:
-    """True when the call runs on the C++ core (no validation: a bad name takes the general path)."""
-    return _runtime._backend == "core" if backend is None else backend == "core"
-
-
-def _kernel(name: str, backend: Optional[str]) -> Callable[..., Any]:
-    """``dropkit._core.<name>`` when the backend is "core" and the core has it, else the reference."""
-    if _runtime.backend_name(backend) == "core":
-        f = getattr(_core, name, None)
-        if f is not None:
-            return f
-    from .reference import _variants as _twin  # the "numpy" backend's kernels (not its parameters)
-
-    return getattr(_twin, name)
-
-
-def _run(name: str, backend: Optional[str], *args: Any) -> Any:
-    """Call kernel ``name`` with ``args`` plus the process-wide thread count and SIMD target."""
-    return _kernel(name, backend)(*args, _runtime.get_num_threads(), _runtime.simd_target())
-
-
-def _buffers(a: np.ndarray, out: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
-    """(source the kernel reads, destination it writes): C-contiguous and aligned, as in _api.
-
-    A non-contiguous or misaligned ``a`` is copied first; an ``out`` that overlaps ``a`` without
-    being the very same buffer gets a copied source (in place on the same buffer is safe).
-    """
-    src = a if a.flags.c_contiguous else a.copy(order="C")
-    if not src.flags.aligned:
-        src = src.copy()
-    if out is None:
-        return src, np.empty(a.shape, dtype=a.dtype)
-    if out is not src and np.may_share_memory(src, out) and src.ctypes.data != out.ctypes.data:
-        src = src.copy()
-    return src, out
-
-
-def _resolve_noise_shape(shape: Tuple[int, ...], noise_shape: Any) -> Tuple[int, ...]:
-    """``noise_shape`` with None entries replaced by x's sizes (Keras semantics), checked."""
-    if noise_shape is None:
-        return shape
-    if isinstance(noise_shape, (str, bytes)) or not isinstance(noise_shape, Sequence) and not (
-            isinstance(noise_shape, np.ndarray) and noise_shape.ndim == 1):
-        raise TypeError(f"noise_shape must be None or a sequence of integers (or None entries), "
-                        f"got {noise_shape!r}")
-    entries = tuple(noise_shape)
-    _params.noise_pstrides(shape, entries)  # the one check of section 8.1 (length, 1 or the size)
-    return tuple(s if n is None else int(n) for n, s in zip(entries, shape))
-
-
 def _pstrides(shape: Tuple[int, ...], noise: Tuple[int, ...]) -> Tuple[int, ...]:
     """Position strides of section 8.1: C-order strides of ``noise``, 0 on its axes of size 1."""
     return _params.noise_pstrides(shape, noise)
@@ -123,33 +73,7 @@ def noise_size(shape: Any, noise_shape: Any = None) -> int:
         A bad shape, or a ``noise_shape`` that does not broadcast to it.
     """
     n = _core.noise_count(shape, noise_shape)  # a plain tuple and a valid noise_shape, in one step
-    return n if n is not None else math.prod(_resolve_noise_shape(_validate.shape(shape), noise_shape))
-
-
-def _rate_or_array(rate: Any, shape: Tuple[int, ...]) -> Tuple[float, Optional[np.ndarray]]:
-    """A scalar rate ``(r, None)`` or a rate array ``(nan, array)`` of x's ndim, checked (§9).
-
-    Arrays: real values in [0, 1] (NaN refused), broadcastable to ``shape``; returned as a
-    C-contiguous float64 array with leading axes of size 1 added up to ``len(shape)``.
-    """
-    if not isinstance(rate, np.ndarray) or rate.ndim == 0:  # (a list is not a rate: docs/rng.md §7)
-        return _validate.rate(rate), None
-    arr = rate
-    if arr.dtype.kind not in "iuf":
-        raise ValueError(f"rate must be a real number in [0, 1] or an array of them, got an array of "
-                         f"dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
-    try:
-        ok = np.broadcast_shapes(arr.shape, shape) == shape
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"rate of shape {arr.shape} does not broadcast to x's shape {shape}")
-    bad = ~((arr >= 0.0) & (arr <= 1.0))
-    if bad.any():
-        raise ValueError(f"rate must be in [0, 1], got {float(arr[bad].flat[0])!r}")
-    arr = np.ascontiguousarray(arr.reshape((1,) * (len(shape) - arr.ndim) + arr.shape))
-    return math.nan, arr
+    return n if n is not None else math.prod(_params.resolve_noise_shape(_validate.shape(shape), noise_shape))
 
 
 def _check_x(x: Any, seed: Any, offset: Any, out: Any, name: str = "x"):
@@ -159,13 +83,9 @@ def _check_x(x: Any, seed: Any, offset: Any, out: Any, name: str = "x"):
     return a, s, o, _validate.out_array(out, a)
 
 
-def _identity(a: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
-    return _api._identity(a, out)
-
-
 def _noise(a: np.ndarray, noise_shape: Any, o: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
     """(resolved noise shape, position strides); the call's positions must stay below 2**64."""
-    ns = _resolve_noise_shape(a.shape, noise_shape)
+    ns = _params.resolve_noise_shape(a.shape, noise_shape)
     _validate.span(o, math.prod(ns))
     return ns, _pstrides(a.shape, ns)
 
@@ -178,9 +98,9 @@ def _noise(a: np.ndarray, noise_shape: Any, o: int) -> Tuple[Tuple[int, ...], Tu
 def _bernoulli(a: np.ndarray, t: Any, scale: Any, s: int, o: int, ps: Tuple[int, ...],
                out: Optional[np.ndarray], backend: Optional[str]) -> np.ndarray:
     """``keep ? x * scale : +0`` with ``keep = u(pos) >= t`` (§4, 8, 9); t, scale scalars or arrays."""
-    src, y = _buffers(a, out)
+    src, y = _dispatch.buffers(a, out)
     if y.size:  # scalars or rate arrays (section 9), with any position map, on either backend
-        _run("bernoulli_apply_nd", backend, src, y, t, scale, s, o, ps)
+        _dispatch.run("bernoulli_apply_nd", backend, src, y, t, scale, s, o, ps)
     return y
 
 
@@ -189,21 +109,20 @@ def _dropout_nd(a, r, rarr, training, inverted, s, o, noise_shape, out, backend)
     ns, ps = _noise(a, noise_shape, o)
     if rarr is None:
         if r == 0.0:
-            return _identity(a, out)
+            return _dispatch.identity(a, out)
         if not training or ns == a.shape:
             # Evaluation needs no noise (classic: x * (1 - rate), or +0 at rate 1; the offset
-            # plays no part, 0 keeps _api's own span check from refusing an offset valid for a
-            # smaller noise), and unbroadcast noise is exactly dropkit.dropout (§8.1).
-            return _api.dropout(a, r, seed=s, offset=o if training else 0, training=training,
-                                inverted=inverted, out=out, backend=backend)
+            # plays no part), and unbroadcast noise is exactly flat dropout (§8.1).
+            return _dispatch.bernoulli_flat(a, r, training, inverted, s, o if training else 0, out,
+                                            _dispatch.kernels(backend))
         scale = 0.0 if r == 1.0 else (1.0 / (1.0 - r) if inverted else 1.0)
-        return _bernoulli(a, _api.threshold(r), scale, s, o, ps, out, backend)
+        return _bernoulli(a, _params.threshold(r), scale, s, o, ps, out, backend)
     if not rarr.any():  # every rate 0: the identity, as for the scalar rate 0
-        return _identity(a, out)
+        return _dispatch.identity(a, out)
     ct = np.float64 if a.dtype == np.float64 else np.float32
     if not training:
         if inverted:
-            return _identity(a, out)
+            return _dispatch.identity(a, out)
         ones = rarr == 1.0  # classic evaluation (§5): x * (1 - rate), everything dropped at rate 1
         t = np.where(ones, np.uint64(_TWO32), np.uint64(0))
         scale = np.where(ones, 0.0, 1.0 - rarr).astype(ct)
@@ -269,14 +188,14 @@ def dropout_nd(x, rate, *, seed, offset=0, noise_shape=None, training=True, inve
     >>> bool((y == y[..., :1]).all())  # one value per (sample, channel)
     True
     """
-    if training is True and inverted is True and _core_backend(backend):
+    if training is True and inverted is True and _dispatch.core_backend(backend):
         y = (_core.variant_fast(_FAST_BERNOULLI, x, rate, seed, offset, noise_shape, out) if type(rate) is float
              else _core.rates_fast(x, rate, seed, offset, noise_shape, out))
         if y is not None:
             return y
     _runtime.backend_name(backend)
     a, s, o, out = _check_x(x, seed, offset, out)
-    r, rarr = _rate_or_array(rate, a.shape)
+    r, rarr = _params.rate_or_array(rate, a.shape)
     training = _validate.flag(training, "training")
     inverted = _validate.flag(inverted, "inverted")
     return _dropout_nd(a, r, rarr, training, inverted, s, o, noise_shape, out, backend)
@@ -303,14 +222,14 @@ def dropout_nd_backward(grad, rate, *, seed, offset=0, noise_shape=None, inverte
     ValueError, TypeError
         As :func:`dropout_nd`.
     """
-    if inverted is True and _core_backend(backend):
+    if inverted is True and _dispatch.core_backend(backend):
         y = (_core.variant_fast(_FAST_BERNOULLI, grad, rate, seed, offset, noise_shape, out) if type(rate) is float
              else _core.rates_fast(grad, rate, seed, offset, noise_shape, out))
         if y is not None:
             return y
     _runtime.backend_name(backend)
     a, s, o, out = _check_x(grad, seed, offset, out, "grad")
-    r, rarr = _rate_or_array(rate, a.shape)
+    r, rarr = _params.rate_or_array(rate, a.shape)
     inverted = _validate.flag(inverted, "inverted")
     return _dropout_nd(a, r, rarr, True, inverted, s, o, noise_shape, out, backend)
 
@@ -326,10 +245,10 @@ _gaussian_rate = _params.gaussian_rate
 def _gaussian(a, r, s, o, noise_shape, out, backend):
     ns, ps = _noise(a, noise_shape, o)
     if r == 0.0:
-        return _identity(a, out)
-    src, y = _buffers(a, out)
+        return _dispatch.identity(a, out)
+    src, y = _dispatch.buffers(a, out)
     if y.size:
-        _run("gaussian_apply", backend, src, y, _params.gaussian_sigma(r), s, o, ps)
+        _dispatch.run("gaussian_apply", backend, src, y, _params.gaussian_sigma(r), s, o, ps)
     return y
 
 
@@ -369,7 +288,7 @@ def gaussian_dropout(x, rate, *, seed, offset=0, training=True, noise_shape=None
     >>> y.dtype, y.shape
     (dtype('float32'), (4,))
     """
-    if training is True and _core_backend(backend):
+    if training is True and _dispatch.core_backend(backend):
         y = _core.variant_fast(_FAST_GAUSSIAN, x, rate, seed, offset, noise_shape, out)
         if y is not None:
             return y
@@ -379,7 +298,7 @@ def gaussian_dropout(x, rate, *, seed, offset=0, training=True, noise_shape=None
     training = _validate.flag(training, "training")
     if not training:
         _noise(a, noise_shape, o)  # validated, unused
-        return _identity(a, out)
+        return _dispatch.identity(a, out)
     return _gaussian(a, r, s, o, noise_shape, out, backend)
 
 
@@ -403,7 +322,7 @@ def gaussian_dropout_backward(grad, rate, *, seed, offset=0, noise_shape=None, o
     ValueError, TypeError
         As :func:`gaussian_dropout`.
     """
-    if _core_backend(backend):
+    if _dispatch.core_backend(backend):
         y = _core.variant_fast(_FAST_GAUSSIAN, grad, rate, seed, offset, noise_shape, out)
         if y is not None:
             return y
@@ -447,7 +366,7 @@ def gaussian_noise(x, stddev, *, seed, offset=0, training=True, noise_shape=None
     >>> y.dtype, bool(np.all(np.abs(y) < 0.6))
     (dtype('float32'), True)
     """
-    if training is True and _core_backend(backend):
+    if training is True and _dispatch.core_backend(backend):
         y = _core.variant_fast(_FAST_GAUSSIAN_NOISE, x, stddev, seed, offset, noise_shape, out)
         if y is not None:
             return y
@@ -457,10 +376,10 @@ def gaussian_noise(x, stddev, *, seed, offset=0, training=True, noise_shape=None
     training = _validate.flag(training, "training")
     ns, ps = _noise(a, noise_shape, o)
     if not training or sd == 0.0:
-        return _identity(a, out)
-    src, y = _buffers(a, out)
+        return _dispatch.identity(a, out)
+    src, y = _dispatch.buffers(a, out)
     if y.size:
-        _run("gaussian_noise_apply", backend, src, y, sd, s, o, ps)
+        _dispatch.run("gaussian_noise_apply", backend, src, y, sd, s, o, ps)
     return y
 
 
@@ -491,7 +410,7 @@ def gaussian_noise_backward(grad, stddev, *, seed, offset=0, noise_shape=None, o
     a, s, o, out = _check_x(grad, seed, offset, out, "grad")
     _params.gaussian_stddev(stddev)
     _noise(a, noise_shape, o)
-    return _identity(a, out)
+    return _dispatch.identity(a, out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -502,25 +421,17 @@ def gaussian_noise_backward(grad, stddev, *, seed, offset=0, noise_shape=None, o
 def _alpha(a, r, s, o, noise_shape, out, backend, backward):
     ns, ps = _noise(a, noise_shape, o)
     if r == 0.0:
-        return _identity(a, out)
+        return _dispatch.identity(a, out)
     ca, cb, fill = _params.alpha_constants(r)
-    t = _api.threshold(r)
+    t = _params.threshold(r)
     if backward:  # grad * a where kept, +0 where dropped: section 5's apply with scale a (§14)
         if ns == a.shape:  # the flat kernel of standard dropout (in the core today)
-            return _api._apply(a, t, ca, s, o, out, _api._kernels(backend))
+            return _dispatch.apply_flat(a, t, ca, s, o, out, _dispatch.kernels(backend))
         return _bernoulli(a, t, ca, s, o, ps, out, backend)
-    src, y = _buffers(a, out)
+    src, y = _dispatch.buffers(a, out)
     if y.size:
-        _run("alpha_apply", backend, src, y, t, ca, cb, fill, s, o, ps)
+        _dispatch.run("alpha_apply", backend, src, y, t, ca, cb, fill, s, o, ps)
     return y
-
-
-def _feature_noise_shape(shape: Tuple[int, ...], what: str) -> Tuple[int, ...]:
-    """``(N, C, 1, ..., 1)``: one noise value per (sample, channel) of an ``(N, C, ...)`` input."""
-    if len(shape) < 2:
-        raise ValueError(f"{what} needs an input of at least 2 dimensions (batch, channels, ...), "
-                         f"got shape {shape}")
-    return tuple(shape[:2]) + (1,) * (len(shape) - 2)
 
 
 def alpha_dropout(x, rate, *, seed, offset=0, training=True, noise_shape=None, out=None, backend=None):
@@ -550,7 +461,7 @@ def alpha_dropout(x, rate, *, seed, offset=0, training=True, noise_shape=None, o
     ValueError, TypeError
         As :func:`dropout_nd` (scalar rates only).
     """
-    if training is True and _core_backend(backend):
+    if training is True and _dispatch.core_backend(backend):
         y = _core.variant_fast(_FAST_ALPHA, x, rate, seed, offset, noise_shape, out)
         if y is not None:
             return y
@@ -560,7 +471,7 @@ def alpha_dropout(x, rate, *, seed, offset=0, training=True, noise_shape=None, o
     training = _validate.flag(training, "training")
     if not training:
         _noise(a, noise_shape, o)
-        return _identity(a, out)
+        return _dispatch.identity(a, out)
     return _alpha(a, r, s, o, noise_shape, out, backend, False)
 
 
@@ -584,7 +495,7 @@ def alpha_dropout_backward(grad, rate, *, seed, offset=0, noise_shape=None, out=
     ValueError, TypeError
         As :func:`alpha_dropout`.
     """
-    if _core_backend(backend):
+    if _dispatch.core_backend(backend):
         y = _core.variant_fast(_FAST_ALPHA_GRAD, grad, rate, seed, offset, noise_shape, out)
         if y is not None:
             return y
@@ -616,7 +527,7 @@ def feature_alpha_dropout(x, rate, *, seed, offset=0, training=True, out=None, b
     TypeError
         As :func:`alpha_dropout`.
     """
-    if training is True and _core_backend(backend):
+    if training is True and _dispatch.core_backend(backend):
         y = _core.variant_fast(_FAST_FEATURE_ALPHA, x, rate, seed, offset, None, out)
         if y is not None:
             return y
@@ -624,10 +535,10 @@ def feature_alpha_dropout(x, rate, *, seed, offset=0, training=True, out=None, b
     a, s, o, out = _check_x(x, seed, offset, out)
     r = _validate.rate(rate)
     training = _validate.flag(training, "training")
-    ns = _feature_noise_shape(a.shape, "feature_alpha_dropout")
+    ns = _params.feature_noise_shape(a.shape, "feature_alpha_dropout")
     if not training:
         _noise(a, ns, o)
-        return _identity(a, out)
+        return _dispatch.identity(a, out)
     return _alpha(a, r, s, o, ns, out, backend, False)
 
 
@@ -651,29 +562,20 @@ def feature_alpha_dropout_backward(grad, rate, *, seed, offset=0, out=None, back
     ValueError, TypeError
         As :func:`feature_alpha_dropout`.
     """
-    if _core_backend(backend):
+    if _dispatch.core_backend(backend):
         y = _core.variant_fast(_FAST_FEATURE_ALPHA_GRAD, grad, rate, seed, offset, None, out)
         if y is not None:
             return y
     _runtime.backend_name(backend)
     a, s, o, out = _check_x(grad, seed, offset, out, "grad")
     r = _validate.rate(rate)
-    ns = _feature_noise_shape(a.shape, "feature_alpha_dropout_backward")
+    ns = _params.feature_noise_shape(a.shape, "feature_alpha_dropout_backward")
     return _alpha(a, r, s, o, ns, out, backend, True)
 
 
 # --------------------------------------------------------------------------------------------
 # Concrete dropout (section 13)
 # --------------------------------------------------------------------------------------------
-
-
-def _concrete_params(logit: Any, temperature: Any) -> Tuple[float, float, float, float]:
-    """``(logit, 1/temperature, 1/(1-p), p)`` in binary64 (§13.1), with the reference's checks."""
-    if isinstance(logit, np.ndarray) and logit.ndim == 0:
-        logit = logit[()]
-    if isinstance(temperature, np.ndarray) and temperature.ndim == 0:
-        temperature = temperature[()]
-    return _params.concrete_params(logit, temperature)
 
 
 def concrete_dropout(x, logit, *, temperature, seed, offset=0, training=True, out=None, backend=None):
@@ -707,20 +609,20 @@ def concrete_dropout(x, logit, *, temperature, seed, offset=0, training=True, ou
     TypeError
         logit or temperature not a real number, a bad dtype, seed, offset or flag.
     """
-    if training is True and _core_backend(backend):
+    if training is True and _dispatch.core_backend(backend):
         y = _core.concrete_fast(x, logit, temperature, seed, offset, out)
         if y is not None:
             return y
     _runtime.backend_name(backend)
     a, s, o, out = _check_x(x, seed, offset, out)
-    lg, inv_t, scale, _p = _concrete_params(logit, temperature)
+    lg, inv_t, scale, _p = _params.concrete_params(logit, temperature)
     training = _validate.flag(training, "training")
     _validate.span(o, a.size)
     if not training:
-        return _identity(a, out)
-    src, y = _buffers(a, out)
+        return _dispatch.identity(a, out)
+    src, y = _dispatch.buffers(a, out)
     if y.size:
-        _run("concrete_apply", backend, src, y, lg, inv_t, scale, s, o, _pstrides(a.shape, a.shape))
+        _dispatch.run("concrete_apply", backend, src, y, lg, inv_t, scale, s, o, _pstrides(a.shape, a.shape))
     return y
 
 
@@ -763,13 +665,13 @@ def concrete_dropout_backward(grad, x, logit, *, temperature, seed, offset=0, ou
         raise ValueError(f"x must have grad's shape {g.shape}, got {xa.shape}")
     if xa.dtype != g.dtype:
         raise TypeError(f"x must have grad's dtype {g.dtype}, got {xa.dtype}")
-    lg, inv_t, scale, p = _concrete_params(logit, temperature)
+    lg, inv_t, scale, p = _params.concrete_params(logit, temperature)
     _validate.span(o, g.size)
-    gsrc, dx = _buffers(g, out)
+    gsrc, dx = _dispatch.buffers(g, out)
     xsrc = xa if xa.flags.c_contiguous and xa.flags.aligned else np.array(xa, order="C")
     if dx.size == 0:
         return dx, 0.0
     if xsrc is not dx and np.may_share_memory(xsrc, dx):
         xsrc = xsrc.copy()
-    _, dlogit = _run("concrete_backward", backend, gsrc, xsrc, dx, lg, inv_t, scale, p, s, o)
+    _, dlogit = _dispatch.run("concrete_backward", backend, gsrc, xsrc, dx, lg, inv_t, scale, p, s, o)
     return dx, float(dlogit)

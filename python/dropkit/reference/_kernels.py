@@ -15,6 +15,8 @@ from typing import Iterator, Optional, Tuple
 
 import numpy as np
 
+from .. import _validate
+
 __all__ = [
     "philox4x32_10",
     "bernoulli_keep",
@@ -59,33 +61,6 @@ def _check_span(n: int, offset: int) -> None:
     """Section 2: ``offset + n`` must not exceed ``2**64``."""
     if offset + n > _TWO64:
         raise ValueError(f"offset + n must not exceed 2**64, got offset={offset}, n={n}")
-
-
-def _as_uint32_words(name: str, a: object, width: int) -> np.ndarray:
-    """Convert ``a`` to a uint64 array of 32-bit words with last axis ``width``, losslessly."""
-    arr = np.asarray(a)
-    if arr.dtype == np.dtype(object):
-        # Python ints too large for int64/uint64 land here; accept ints, reject the rest.
-        flat = arr.ravel()
-        for v in flat:
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
-                raise TypeError(f"{name} must hold integers, got {v!r} of type {type(v).__name__}")
-        if arr.ndim == 0 or arr.shape[-1] != width:
-            raise ValueError(f"{name} must have shape (..., {width}), got {arr.shape}")
-        for v in flat:
-            if not 0 <= int(v) < _TWO32:
-                raise ValueError(f"{name} values must be in [0, 2**32), got {int(v)}")
-        return np.array([int(v) for v in flat], dtype=np.uint64).reshape(arr.shape)
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"{name} must have an integer dtype, got {arr.dtype}")
-    if arr.ndim == 0 or arr.shape[-1] != width:
-        raise ValueError(f"{name} must have shape (..., {width}), got {arr.shape}")
-    if arr.size:
-        lo, hi = int(arr.min()), int(arr.max())
-        if lo < 0 or hi >= _TWO32:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"{name} values must be in [0, 2**32), got {bad}")
-    return arr.astype(np.uint64)
 
 
 def _check_vector(name: str, a: object) -> np.ndarray:
@@ -169,8 +144,8 @@ def philox4x32_10(counter: object, key: object) -> np.ndarray:
     >>> philox4x32_10([0, 0, 0, 0], [0, 0])
     array([1713891541, 3781805453, 3159862348, 2600524760], dtype=uint32)
     """
-    c = _as_uint32_words("counter", counter, 4)
-    k = _as_uint32_words("key", key, 2)
+    c = _validate.uint32_words("counter", counter, 4)
+    k = _validate.uint32_words("key", key, 2)
     lead = np.broadcast_shapes(c.shape[:-1], k.shape[:-1])
     c = np.broadcast_to(c, lead + (4,))
     k = np.broadcast_to(k, lead + (2,))
