@@ -226,10 +226,8 @@ def philox4x32_10(counter, key, *, backend=None):
     ['0x6627e8d5', '0xe169c58d', '0xbc57ac4c', '0x9b00dbd8']
     """
     if _runtime.backend_name(backend) == "numpy":
-        from .reference import _kernels as twin  # the "numpy" backend
-
-        return twin.philox4x32_10(counter, key)
-    # One validation for both backends: the reference's (lossless, names the bad value).
+        return _dispatch.kernels("numpy").philox4x32_10(counter, key)
+    # One validation for both backends (lossless, names the bad value).
     c = _validate.uint32_words("counter", counter, 4).astype(np.uint32)
     k = _validate.uint32_words("key", key, 2).astype(np.uint32)
     lead = np.broadcast_shapes(c.shape[:-1], k.shape[:-1])
