@@ -143,6 +143,32 @@ void rates_call(const T* x, T* y, const std::int64_t* shape, const std::uint64_t
     rates_apply_nd(x, y, shape, ps, nd, o, r, s, nt, sm);
 }
 
+// The common tail of variant_fast and concrete_fast: seed and offset as Python ints, x and out
+// fast arrays, the position map (noise_shape, or the feature map), the span below 2**64; then one
+// engine call with the GIL released. None when any of it is not a fast call.
+py::object engine_fast(py::handle x, py::handle seed, py::handle offset, py::handle noise_shape, bool feature,
+                       const NoiseSpec& noise, const OpSpec& op, py::handle out) {
+    std::uint64_t s, o;
+    if (!as_u64(seed.ptr(), s) || !as_u64(offset.ptr(), o)) return py::none();
+    const int num = fast_array(x);
+    if (num == 0) return py::none();
+    const auto xa = py::reinterpret_borrow<py::array>(x);
+    std::vector<std::int64_t> shape;
+    std::vector<std::uint64_t> ps;
+    unsigned __int128 count;
+    if (!fast_positions(xa, noise_shape, feature, shape, ps, count)) return py::none();
+    if (static_cast<unsigned __int128>(o) + count > (static_cast<unsigned __int128>(1) << 64)) return py::none();
+    py::array ya;
+    if (!fast_out(xa, num, out, ya)) return py::none();
+    const int nt = g_threads.load(std::memory_order_relaxed);
+    const auto sm = static_cast<Simd>(g_simd.load(std::memory_order_relaxed));
+    const int nd = static_cast<int>(shape.size());
+    run_typed(num, xa.data(), ya.mutable_data(), [&](const auto* xp, auto* yp) {
+        engine_call(xp, yp, shape.data(), ps.data(), nd, o, noise, op, s, nt, sm);
+    });
+    return std::move(ya);
+}
+
 // The per-call constants of a variant from its parameter (a rate; Gaussian noise: a standard
 // deviation), by the operation sequences of docs/rng.md sections 4, 5, 12 and 14 in binary64 (the
 // same as dropkit/_params.py computes). Returns false when the parameter is not one the fast path
@@ -265,27 +291,9 @@ void register_fast(py::module_& m) {
             if (kind < 0 || kind > static_cast<int>(FastKind::gaussian_noise))
                 throw py::value_error("unknown fast variant kind " + std::to_string(kind));
             if (!variant_spec(kind, PyFloat_AS_DOUBLE(rate.ptr()), noise, op)) return py::none();
-            std::uint64_t s, o;
-            if (!as_u64(seed.ptr(), s) || !as_u64(offset.ptr(), o)) return py::none();
-            const int num = fast_array(x);
-            if (num == 0) return py::none();
-            const auto xa = py::reinterpret_borrow<py::array>(x);
             const auto k = static_cast<FastKind>(kind);
             const bool feature = k == FastKind::feature_alpha || k == FastKind::feature_alpha_grad;
-            std::vector<std::int64_t> shape;
-            std::vector<std::uint64_t> ps;
-            unsigned __int128 count;
-            if (!fast_positions(xa, noise_shape, feature, shape, ps, count)) return py::none();
-            if (static_cast<unsigned __int128>(o) + count > (static_cast<unsigned __int128>(1) << 64)) return py::none();
-            py::array ya;
-            if (!fast_out(xa, num, out, ya)) return py::none();
-            const int nt = g_threads.load(std::memory_order_relaxed);
-            const auto sm = static_cast<Simd>(g_simd.load(std::memory_order_relaxed));
-            const int nd = static_cast<int>(shape.size());
-            run_typed(num, xa.data(), ya.mutable_data(), [&](const auto* xp, auto* yp) {
-                engine_call(xp, yp, shape.data(), ps.data(), nd, o, noise, op, s, nt, sm);
-            });
-            return std::move(ya);
+            return engine_fast(x, seed, offset, noise_shape, feature, noise, op, out);
         },
         "The common training call of a variant (kind: dropkit/_registry.py), or None.");
     m.def(
@@ -417,28 +425,10 @@ void register_fast(py::module_& m) {
             if (!(inv_t <= f32_max)) return py::none();
             const double p = lg > -700.0 ? 1.0 / (1.0 + std::exp(-lg)) : 0.0;
             if (!(p < 1.0)) return py::none();
-            std::uint64_t s, o;
-            if (!as_u64(seed.ptr(), s) || !as_u64(offset.ptr(), o)) return py::none();
-            const int num = fast_array(x);
-            if (num == 0) return py::none();
-            const auto xa = py::reinterpret_borrow<py::array>(x);
-            std::vector<std::int64_t> shape;
-            std::vector<std::uint64_t> ps;
-            unsigned __int128 count;
-            if (!fast_positions(xa, py::none(), false, shape, ps, count)) return py::none();
-            if (static_cast<unsigned __int128>(o) + count > (static_cast<unsigned __int128>(1) << 64)) return py::none();
             const NoiseSpec noise{true, 0, ContinuousNoise{ContinuousKind::concrete, static_cast<float>(lg),
                                                            static_cast<float>(inv_t), static_cast<float>(1.0 / (1.0 - p))}};
             const OpSpec op{OpKind::multiply, 0, 0, 0};
-            py::array ya;
-            if (!fast_out(xa, num, out, ya)) return py::none();
-            const int nt = g_threads.load(std::memory_order_relaxed);
-            const auto sm = static_cast<Simd>(g_simd.load(std::memory_order_relaxed));
-            const int nd = static_cast<int>(shape.size());
-            run_typed(num, xa.data(), ya.mutable_data(), [&](const auto* xp, auto* yp) {
-                engine_call(xp, yp, shape.data(), ps.data(), nd, o, noise, op, s, nt, sm);
-            });
-            return std::move(ya);
+            return engine_fast(x, seed, offset, py::none(), false, noise, op, out);
         },
         "Concrete dropout's common training call, or None.");
 }
