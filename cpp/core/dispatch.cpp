@@ -90,7 +90,7 @@ void philox4x32_10(const std::uint32_t* ctr, const std::uint32_t* key, std::uint
 
 void bernoulli_apply(const float* x, float* y, std::size_t n, std::uint64_t t, float s,
                      std::uint64_t seed, std::uint64_t offset, int threads, Simd simd, Store store) {
-    const auto fn = table(simd).apply_f32;
+    const auto fn = table(simd).f32.apply;
     const bool nt = use_streaming(store, n * sizeof *y);
     parallel_chunks(n, offset, threads, false,
                     [&](std::size_t i0, std::size_t i1) { fn(x, y, i0, i1, t, s, seed, offset, nt); });
@@ -98,7 +98,7 @@ void bernoulli_apply(const float* x, float* y, std::size_t n, std::uint64_t t, f
 
 void bernoulli_apply(const double* x, double* y, std::size_t n, std::uint64_t t, double s,
                      std::uint64_t seed, std::uint64_t offset, int threads, Simd simd, Store store) {
-    const auto fn = table(simd).apply_f64;
+    const auto fn = table(simd).f64.apply;
     const bool nt = use_streaming(store, n * sizeof *y);
     parallel_chunks(n, offset, threads, false,
                     [&](std::size_t i0, std::size_t i1) { fn(x, y, i0, i1, t, s, seed, offset, nt); });
@@ -107,7 +107,7 @@ void bernoulli_apply(const double* x, double* y, std::size_t n, std::uint64_t t,
 void bernoulli_apply_f16(const std::uint16_t* x, std::uint16_t* y, std::size_t n, std::uint64_t t,
                          float s, std::uint64_t seed, std::uint64_t offset, int threads, Simd simd,
                          Store store) {
-    const auto fn = table(simd).apply_f16;
+    const auto fn = table(simd).f16.apply;
     const bool nt = use_streaming(store, n * sizeof *y);
     parallel_chunks(n, offset, threads, false,
                     [&](std::size_t i0, std::size_t i1) { fn(x, y, i0, i1, t, s, seed, offset, nt); });

@@ -22,17 +22,10 @@ using detail::table;
 
 // ---- apply operations: the target's loops (apply_ops.hpp) through the table ---------------------
 
-inline void apply_run(const KernelTable& k, const float* x, float* y, std::size_t len, const OpSpec& op,
+template <class T>
+inline void apply_run(const KernelTable& k, const T* x, T* y, std::size_t len, const OpSpec& op,
                       const std::uint8_t* keep, const float* mult, std::uint64_t step) {
-    k.ops_f32(x, y, len, op, keep, mult, step);
-}
-inline void apply_run(const KernelTable& k, const double* x, double* y, std::size_t len, const OpSpec& op,
-                      const std::uint8_t* keep, const float* mult, std::uint64_t step) {
-    k.ops_f64(x, y, len, op, keep, mult, step);
-}
-inline void apply_run(const KernelTable& k, const std::uint16_t* x, std::uint16_t* y, std::size_t len,
-                      const OpSpec& op, const std::uint8_t* keep, const float* mult, std::uint64_t step) {
-    k.ops_f16(x, y, len, op, keep, mult, step);
+    k.of<T>().ops(x, y, len, op, keep, mult, step);
 }
 // Standard dropout (a scale, the default map): the fused kernel of dispatch.cpp (keep bits as SIMD
 // masks, streaming stores for large outputs); the scale is rounded to the compute type there.
@@ -49,31 +42,16 @@ inline void bernoulli_fused(const std::uint16_t* x, std::uint16_t* y, std::size_
     bernoulli_apply_f16(x, y, n, t, static_cast<float>(s), seed, offset, threads, simd);
 }
 
-inline void affine_fused(const KernelTable& k, const float* x, float* y, std::size_t i0, std::size_t i1,
-                         std::uint64_t t, const OpSpec& op, std::uint64_t seed, std::uint64_t offset, bool nt) {
-    k.affine_f32(x, y, i0, i1, t, op, seed, offset, nt);
-}
-inline void affine_fused(const KernelTable& k, const double* x, double* y, std::size_t i0, std::size_t i1,
-                         std::uint64_t t, const OpSpec& op, std::uint64_t seed, std::uint64_t offset, bool nt) {
-    k.affine_f64(x, y, i0, i1, t, op, seed, offset, nt);
-}
-inline void affine_fused(const KernelTable& k, const std::uint16_t* x, std::uint16_t* y, std::size_t i0,
-                         std::size_t i1, std::uint64_t t, const OpSpec& op, std::uint64_t seed, std::uint64_t offset,
-                         bool nt) {
-    k.affine_f16(x, y, i0, i1, t, op, seed, offset, nt);
+template <class T>
+inline void affine_fused(const KernelTable& k, const T* x, T* y, std::size_t i0, std::size_t i1, std::uint64_t t,
+                         const OpSpec& op, std::uint64_t seed, std::uint64_t offset, bool nt) {
+    k.of<T>().affine(x, y, i0, i1, t, op, seed, offset, nt);
 }
 
-inline void run_runs(const KernelTable& k, const float* x, float* y, std::size_t r0, std::size_t r1, const RunMap& rm,
+template <class T>
+inline void run_runs(const KernelTable& k, const T* x, T* y, std::size_t r0, std::size_t r1, const RunMap& rm,
                      const OpSpec& op, const std::uint8_t* keep, const float* mult) {
-    k.runs_f32(x, y, r0, r1, rm, op, keep, mult);
-}
-inline void run_runs(const KernelTable& k, const double* x, double* y, std::size_t r0, std::size_t r1,
-                     const RunMap& rm, const OpSpec& op, const std::uint8_t* keep, const float* mult) {
-    k.runs_f64(x, y, r0, r1, rm, op, keep, mult);
-}
-inline void run_runs(const KernelTable& k, const std::uint16_t* x, std::uint16_t* y, std::size_t r0, std::size_t r1,
-                     const RunMap& rm, const OpSpec& op, const std::uint8_t* keep, const float* mult) {
-    k.runs_f16(x, y, r0, r1, rm, op, keep, mult);
+    k.of<T>().runs(x, y, r0, r1, rm, op, keep, mult);
 }
 
 // x * m in the compute type (m binary32; widened exactly for double; float16 through float32).
@@ -93,31 +71,16 @@ void make_noise(const KernelTable& k, const NoiseSpec& noise, std::uint64_t seed
         k.mask_bytes(keep, 0, n, noise.t, seed, p0);
 }
 
-inline void rate_runs(const KernelTable& k, const float* x, float* y, std::size_t r0, std::size_t r1,
-                      const RateRunMap& m, const std::uint32_t* u, std::uint64_t u0) {
-    k.rate_runs_f32(x, y, r0, r1, m, u, u0);
-}
-inline void rate_runs(const KernelTable& k, const double* x, double* y, std::size_t r0, std::size_t r1,
-                      const RateRunMap& m, const std::uint32_t* u, std::uint64_t u0) {
-    k.rate_runs_f64(x, y, r0, r1, m, u, u0);
-}
-inline void rate_runs(const KernelTable& k, const std::uint16_t* x, std::uint16_t* y, std::size_t r0, std::size_t r1,
-                      const RateRunMap& m, const std::uint32_t* u, std::uint64_t u0) {
-    k.rate_runs_f16(x, y, r0, r1, m, u, u0);
+template <class T>
+inline void rate_runs(const KernelTable& k, const T* x, T* y, std::size_t r0, std::size_t r1, const RateRunMap& m,
+                      const std::uint32_t* u, std::uint64_t u0) {
+    k.of<T>().rate_runs(x, y, r0, r1, m, u, u0);
 }
 
-inline void continuous_fused(const KernelTable& k, const float* x, float* y, std::size_t i0, std::size_t i1,
+template <class T>
+inline void continuous_fused(const KernelTable& k, const T* x, T* y, std::size_t i0, std::size_t i1,
                              const ContinuousNoise& c, OpKind op, std::uint64_t seed, std::uint64_t offset) {
-    k.continuous_f32(x, y, i0, i1, c, op, seed, offset);
-}
-inline void continuous_fused(const KernelTable& k, const double* x, double* y, std::size_t i0, std::size_t i1,
-                             const ContinuousNoise& c, OpKind op, std::uint64_t seed, std::uint64_t offset) {
-    k.continuous_f64(x, y, i0, i1, c, op, seed, offset);
-}
-inline void continuous_fused(const KernelTable& k, const std::uint16_t* x, std::uint16_t* y, std::size_t i0,
-                             std::size_t i1, const ContinuousNoise& c, OpKind op, std::uint64_t seed,
-                             std::uint64_t offset) {
-    k.continuous_f16(x, y, i0, i1, c, op, seed, offset);
+    k.of<T>().continuous(x, y, i0, i1, c, op, seed, offset);
 }
 
 // Positions of noise a sparse map (a block of a larger array) makes at once for its runs.
@@ -336,18 +299,10 @@ double chunked_sum(std::size_t n, std::uint64_t offset, int threads, Segment&& s
     return total;
 }
 
-inline void concrete_grad(const KernelTable& k, const float* g, const float* x, float* dx, std::size_t len,
-                          const float* kappa, const ConcreteBackward& c, unsigned lane0, double* acc) {
-    k.concrete_grad_f32(g, x, dx, len, kappa, c, lane0, acc);
-}
-inline void concrete_grad(const KernelTable& k, const double* g, const double* x, double* dx, std::size_t len,
-                          const float* kappa, const ConcreteBackward& c, unsigned lane0, double* acc) {
-    k.concrete_grad_f64(g, x, dx, len, kappa, c, lane0, acc);
-}
-inline void concrete_grad(const KernelTable& k, const std::uint16_t* g, const std::uint16_t* x, std::uint16_t* dx,
-                          std::size_t len, const float* kappa, const ConcreteBackward& c, unsigned lane0,
-                          double* acc) {
-    k.concrete_grad_f16(g, x, dx, len, kappa, c, lane0, acc);
+template <class T>
+inline void concrete_grad(const KernelTable& k, const T* g, const T* x, T* dx, std::size_t len, const float* kappa,
+                          const ConcreteBackward& c, unsigned lane0, double* acc) {
+    k.of<T>().concrete_grad(g, x, dx, len, kappa, c, lane0, acc);
 }
 
 template <class T>
@@ -454,17 +409,18 @@ Periodic periodic_rates(const KernelTable& k, std::size_t n, const RateArrays& r
     return P;
 }
 
-template <class T, class General, class Fast>
+template <class T>
 void rates_run(const T* x, T* y, std::size_t n, const RateArrays& r, std::uint64_t seed, std::uint64_t offset,
-               int threads, Simd simd, General general, Fast fast) {
+               int threads, Simd simd) {
     const KernelTable& k = table(simd);
+    const TypedKernels<T>& kt = k.of<T>();
     const Periodic P = periodic_rates<T>(k, n, r, offset);
     if (P.ok) {
         parallel_chunks(n, offset, threads, false,
-                        [&](std::size_t i0, std::size_t i1) { (k.*fast)(x, y, i0, i1, P.pr, seed, offset); });
+                        [&](std::size_t i0, std::size_t i1) { kt.periodic(x, y, i0, i1, P.pr, seed, offset); });
     } else {
         parallel_chunks(n, offset, threads, false,
-                        [&](std::size_t i0, std::size_t i1) { (k.*general)(x, y, i0, i1, r, seed, offset); });
+                        [&](std::size_t i0, std::size_t i1) { kt.rates(x, y, i0, i1, r, seed, offset); });
     }
 }
 
@@ -472,15 +428,15 @@ void rates_run(const T* x, T* y, std::size_t n, const RateArrays& r, std::uint64
 
 void rates_apply(const float* x, float* y, std::size_t n, const RateArrays& r, std::uint64_t seed,
                  std::uint64_t offset, int threads, Simd simd) {
-    rates_run(x, y, n, r, seed, offset, threads, simd, &KernelTable::rates_f32, &KernelTable::periodic_f32);
+    rates_run(x, y, n, r, seed, offset, threads, simd);
 }
 void rates_apply(const double* x, double* y, std::size_t n, const RateArrays& r, std::uint64_t seed,
                  std::uint64_t offset, int threads, Simd simd) {
-    rates_run(x, y, n, r, seed, offset, threads, simd, &KernelTable::rates_f64, &KernelTable::periodic_f64);
+    rates_run(x, y, n, r, seed, offset, threads, simd);
 }
 void rates_apply_f16(const std::uint16_t* x, std::uint16_t* y, std::size_t n, const RateArrays& r,
                      std::uint64_t seed, std::uint64_t offset, int threads, Simd simd) {
-    rates_run(x, y, n, r, seed, offset, threads, simd, &KernelTable::rates_f16, &KernelTable::periodic_f16);
+    rates_run(x, y, n, r, seed, offset, threads, simd);
 }
 
 namespace {

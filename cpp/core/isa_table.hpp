@@ -2,6 +2,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/kernels.hpp"
 
@@ -47,79 +48,67 @@ struct RateRunMap {
     const double* s;
 };
 
+// The kernels of one element type T: float, double, or float16 held as its bits (std::uint16_t,
+// computed in binary32). S is the type a scale is handed in (the compute type).
+template <class T>
+struct TypedKernels {
+    using S = std::conditional_t<std::is_same<T, double>::value, double, float>;
+    // standard dropout, default map: keep ? x * s : +0 (nt: streaming stores)
+    void (*apply)(const T* x, T* y, std::size_t i0, std::size_t i1, std::uint64_t t, S s, std::uint64_t seed,
+                  std::uint64_t offset, bool nt);
+    // continuous noise, default map: x * m (OpKind::multiply) or x + m (OpKind::add)
+    void (*continuous)(const T* x, T* y, std::size_t i0, std::size_t i1, const ContinuousNoise& p, OpKind op,
+                       std::uint64_t seed, std::uint64_t offset);
+    // rate arrays, default map: a threshold and a scale per element through their strides
+    void (*rates)(const T* x, T* y, std::size_t i0, std::size_t i1, const RateArrays& r, std::uint64_t seed,
+                  std::uint64_t offset);
+    // rates that vary along the last axis only (PeriodicRates)
+    void (*periodic)(const T* x, T* y, std::size_t i0, std::size_t i1, const PeriodicRates& r, std::uint64_t seed,
+                     std::uint64_t offset);
+    // alpha dropout, default map: keep ? (x * a) + b : fill (op.kind affine), fused like apply
+    void (*affine)(const T* x, T* y, std::size_t i0, std::size_t i1, std::uint64_t t, const OpSpec& op,
+                   std::uint64_t seed, std::uint64_t offset, bool nt);
+    // concrete backward over a sum segment: dx = g * kappa * scale, summands into acc[(lane0 + e) % 16]
+    void (*concrete_grad)(const T* g, const T* x, T* dx, std::size_t len, const float* kappa,
+                          const ConcreteBackward& c, unsigned lane0, double* acc);
+    // y[j] = op(x[j], keep[j * step] or mult[j * step])
+    void (*ops)(const T* x, T* y, std::size_t len, const OpSpec& op, const std::uint8_t* keep, const float* mult,
+                std::uint64_t step);
+    // runs r0 .. r1 - 1 of a broadcast apply
+    void (*runs)(const T* x, T* y, std::size_t r0, std::size_t r1, const RunMap& rm, const OpSpec& op,
+                 const std::uint8_t* keep, const float* mult);
+    // runs r0 .. r1 - 1 of rate arrays over a position map: u[base(r) + j * step - u0] >= t ? x * s : +0
+    void (*rate_runs)(const T* x, T* y, std::size_t r0, std::size_t r1, const RateRunMap& m, const std::uint32_t* u,
+                      std::uint64_t u0);
+};
+
+// One SIMD target's kernels: the type-free ones, and one TypedKernels per element type (made
+// from one template by skeleton.hpp make_table, so no dtype is listed by hand).
 struct KernelTable {
     const char* name;
     void (*philox)(const std::uint32_t* ctr, const std::uint32_t* key, std::uint32_t* out, std::size_t n);
-    void (*apply_f32)(const float* x, float* y, std::size_t i0, std::size_t i1, std::uint64_t t,
-                      float s, std::uint64_t seed, std::uint64_t offset, bool nt);
-    void (*apply_f64)(const double* x, double* y, std::size_t i0, std::size_t i1, std::uint64_t t,
-                      double s, std::uint64_t seed, std::uint64_t offset, bool nt);
-    void (*apply_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t i0, std::size_t i1,
-                      std::uint64_t t, float s, std::uint64_t seed, std::uint64_t offset, bool nt);
     void (*mask_bytes)(std::uint8_t* out, std::size_t i0, std::size_t i1, std::uint64_t t,
                        std::uint64_t seed, std::uint64_t offset);
     void (*mask_packed)(std::uint8_t* out, std::size_t i0, std::size_t i1, std::uint64_t t,
                         std::uint64_t seed, std::uint64_t offset);
-    void (*continuous_f32)(const float* x, float* y, std::size_t i0, std::size_t i1,
-                           const ContinuousNoise& p, OpKind op, std::uint64_t seed, std::uint64_t offset);
-    void (*continuous_f64)(const double* x, double* y, std::size_t i0, std::size_t i1,
-                           const ContinuousNoise& p, OpKind op, std::uint64_t seed, std::uint64_t offset);
-    void (*continuous_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t i0, std::size_t i1,
-                           const ContinuousNoise& p, OpKind op, std::uint64_t seed, std::uint64_t offset);
     void (*continuous_noise)(float* out, std::size_t i0, std::size_t i1, const ContinuousNoise& p,
                              std::uint64_t seed, std::uint64_t offset);
-    void (*rates_f32)(const float* x, float* y, std::size_t i0, std::size_t i1, const RateArrays& r,
-                      std::uint64_t seed, std::uint64_t offset);
-    void (*rates_f64)(const double* x, double* y, std::size_t i0, std::size_t i1, const RateArrays& r,
-                      std::uint64_t seed, std::uint64_t offset);
-    void (*rates_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t i0, std::size_t i1,
-                      const RateArrays& r, std::uint64_t seed, std::uint64_t offset);
-    void (*periodic_f32)(const float* x, float* y, std::size_t i0, std::size_t i1, const PeriodicRates& r,
-                         std::uint64_t seed, std::uint64_t offset);
-    void (*periodic_f64)(const double* x, double* y, std::size_t i0, std::size_t i1, const PeriodicRates& r,
-                         std::uint64_t seed, std::uint64_t offset);
-    void (*periodic_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t i0, std::size_t i1,
-                         const PeriodicRates& r, std::uint64_t seed, std::uint64_t offset);
     // out[k] bit j = bit (31 - p) of t32[32 k + j], k < nwords
     void (*plane_bits)(const std::uint32_t* t32, int p, std::uint32_t* out, std::size_t nwords);
-    // alpha dropout, default map: keep ? (x * a) + b : fill (op.kind affine), fused like apply_*
-    void (*affine_f32)(const float* x, float* y, std::size_t i0, std::size_t i1, std::uint64_t t, const OpSpec& op,
-                       std::uint64_t seed, std::uint64_t offset, bool nt);
-    void (*affine_f64)(const double* x, double* y, std::size_t i0, std::size_t i1, std::uint64_t t, const OpSpec& op,
-                       std::uint64_t seed, std::uint64_t offset, bool nt);
-    void (*affine_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t i0, std::size_t i1, std::uint64_t t,
-                       const OpSpec& op, std::uint64_t seed, std::uint64_t offset, bool nt);
-    // concrete backward over a sum segment: dx = g * kappa * scale, summands into acc[(lane0 + e) % 16]
-    void (*concrete_grad_f32)(const float* g, const float* x, float* dx, std::size_t len, const float* kappa,
-                              const ConcreteBackward& c, unsigned lane0, double* acc);
-    void (*concrete_grad_f64)(const double* g, const double* x, double* dx, std::size_t len, const float* kappa,
-                              const ConcreteBackward& c, unsigned lane0, double* acc);
-    void (*concrete_grad_f16)(const std::uint16_t* g, const std::uint16_t* x, std::uint16_t* dx, std::size_t len,
-                              const float* kappa, const ConcreteBackward& c, unsigned lane0, double* acc);
-    // y[j] = op(x[j], keep[j * step] or mult[j * step])
-    void (*ops_f32)(const float* x, float* y, std::size_t len, const OpSpec& op, const std::uint8_t* keep,
-                    const float* mult, std::uint64_t step);
-    void (*ops_f64)(const double* x, double* y, std::size_t len, const OpSpec& op, const std::uint8_t* keep,
-                    const float* mult, std::uint64_t step);
-    void (*ops_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t len, const OpSpec& op,
-                    const std::uint8_t* keep, const float* mult, std::uint64_t step);
-    // runs r0 .. r1 - 1 of a broadcast apply
-    void (*runs_f32)(const float* x, float* y, std::size_t r0, std::size_t r1, const RunMap& rm, const OpSpec& op,
-                     const std::uint8_t* keep, const float* mult);
-    void (*runs_f64)(const double* x, double* y, std::size_t r0, std::size_t r1, const RunMap& rm, const OpSpec& op,
-                     const std::uint8_t* keep, const float* mult);
-    void (*runs_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t r0, std::size_t r1, const RunMap& rm,
-                     const OpSpec& op, const std::uint8_t* keep, const float* mult);
     // out[i] = u(offset + i), the full 32-bit uniform of docs/rng.md section 3, for i in [i0, i1)
     void (*uniform_words)(std::uint32_t* out, std::size_t i0, std::size_t i1, std::uint64_t seed,
                           std::uint64_t offset);
-    // runs r0 .. r1 - 1 of rate arrays over a position map: u[base(r) + j * step - u0] >= t ? x * s : +0
-    void (*rate_runs_f32)(const float* x, float* y, std::size_t r0, std::size_t r1, const RateRunMap& m,
-                          const std::uint32_t* u, std::uint64_t u0);
-    void (*rate_runs_f64)(const double* x, double* y, std::size_t r0, std::size_t r1, const RateRunMap& m,
-                          const std::uint32_t* u, std::uint64_t u0);
-    void (*rate_runs_f16)(const std::uint16_t* x, std::uint16_t* y, std::size_t r0, std::size_t r1,
-                          const RateRunMap& m, const std::uint32_t* u, std::uint64_t u0);
+    TypedKernels<float> f32;
+    TypedKernels<double> f64;
+    TypedKernels<std::uint16_t> f16;
+
+    // The kernels of element type T.
+    template <class T>
+    const TypedKernels<T>& of() const {
+        if constexpr (std::is_same<T, float>::value) return f32;
+        else if constexpr (std::is_same<T, double>::value) return f64;
+        else return f16;
+    }
 };
 
 const KernelTable& kernels_scalar();

@@ -783,42 +783,26 @@ void rates_periodic_range(const T* x, T* y, std::size_t i0, std::size_t i1, cons
     }
 }
 
+template <class Isa, class T>
+TypedKernels<T> make_typed() {
+    using S = typename TypedKernels<T>::S;
+    return TypedKernels<T>{&apply_range<Isa, T, S>,     &continuous_apply_range<Isa, T>, &rates_apply_range<Isa, T>,
+                           &rates_periodic_range<Isa, T>, &affine_range<Isa, T>,        &concrete_grad_entry<T>,
+                           &run_ops<T>,                   &run_runs<Isa, T>,             &rate_runs<T>};
+}
+
 template <class Isa>
 KernelTable make_table(const char* name) {
     return KernelTable{name,
                        &philox_batch<Isa>,
-                       &apply_range<Isa, float, float>,
-                       &apply_range<Isa, double, double>,
-                       &apply_range<Isa, std::uint16_t, float>,
                        &mask_bytes_range<Isa>,
                        &mask_packed_range<Isa>,
-                       &continuous_apply_range<Isa, float>,
-                       &continuous_apply_range<Isa, double>,
-                       &continuous_apply_range<Isa, std::uint16_t>,
                        &continuous_noise_range<Isa>,
-                       &rates_apply_range<Isa, float>,
-                       &rates_apply_range<Isa, double>,
-                       &rates_apply_range<Isa, std::uint16_t>,
-                       &rates_periodic_range<Isa, float>,
-                       &rates_periodic_range<Isa, double>,
-                       &rates_periodic_range<Isa, std::uint16_t>,
                        &plane_bits<Isa>,
-                       &affine_range<Isa, float>,
-                       &affine_range<Isa, double>,
-                       &affine_range<Isa, std::uint16_t>,
-                       &concrete_grad_entry<float>,
-                       &concrete_grad_entry<double>,
-                       &concrete_grad_entry<std::uint16_t>,
-                       &run_ops<float>,
-                       &run_ops<double>,
-                       &run_ops<std::uint16_t>,
-                       &run_runs<Isa, float>,
-                       &run_runs<Isa, double>,
-                       &run_runs<Isa, std::uint16_t>,
                        &uniform_words_range<Isa>,
-                       &rate_runs<float>,
-                       &rate_runs<double>,
-                       &rate_runs<std::uint16_t>};
+                       make_typed<Isa, float>(),
+                       make_typed<Isa, double>(),
+                       make_typed<Isa, std::uint16_t>()};
 }
 
 }  // namespace DROPKIT_ISA_NS
