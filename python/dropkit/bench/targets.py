@@ -1,42 +1,12 @@
-"""The performance targets of the core issues, measured in one process on the same arrays.
+"""``python -m dropkit.bench --targets``: the performance targets of the core issues, measured in
+one process on the same arrays.
 
 float32, one thread unless stated; dropkit and the multiply write into preallocated ``out=``
-arrays; the candidates of each group are timed in interleaved rounds (A, B, A, B...) and each
-ratio is a ratio of medians (the verdict); the median of the per-round ratios and the ratio of
-the fastest samples are printed beside it, since on a shared machine noise only adds time.
-A MISS is reported, never turned into a failing exit code.
-
-==========================================  ===========================================  =========
-row                                         measured as                                  goal
-==========================================  ===========================================  =========
-forward / multiply, rate 0.5, big           dropkit.dropout vs np.multiply(x, 2.0)       <= 1.1
-backward / multiply, rate 0.5, big          dropkit.dropout_backward vs the same         <= 1.1
-forward / multiply, rate 1, big             no random bits at all                        <= 1.05
-forward / multiply, rate r, big             r in 0.1, 0.2, 0.3, 0.9 (long expansions)    <= 1.3
-forward / multiply, rate r, small           the same in cache (default 2^20)             <= 1.6
-NumPy formula / forward, big                (rng.random(n, float32) >= rate) * x /       >= 12
-                                            (1 - rate) vs dropkit.dropout
-default target / other target               forward rate 0.5, every other available      <= 1.05
-                                            SIMD target, big and small
-dropout on 16 elements (us per call)        dropkit.dropout(x16, 0.5, seed=...)          <= 1.0
-variant / multiply, big (each variant of     forward and backward of the registered       <= 1.2
-the registry: spatial 1D/2D/3D, temporal,   dropkit builder (bench/variants.py, rate     (spatial,
-DropPath; alpha, feature-alpha; per-feature 0.5) vs np.multiply(x, 2.0) on the same      temporal,
-rates; Gaussian; concrete)                  array, interleaved per variant               DropPath);
-                                                                                         1.3 alpha;
-                                                                                         1.6 rates;
-                                                                                         2.5 Gauss.;
-                                                                                         3 concrete
-Gaussian NumPy formula / Gaussian forward   x * (1 + s * rng.standard_normal(n,          >= 8
-                                            dtype=float32)) vs dropkit's forward, big
-1 thread / 2 threads, back to back          forward at 2^20, the pool warm               >= 1.8
-2 threads / 1 thread, after 10 ms idle      one call after 10 ms of sleep, 2^18, 2^20    <= 1.25
-2 threads / 1 thread, one core busy         the bench starts a CPU-bound process for     <= 1.25
-                                            these rows (back to back at 2^20; after
-                                            idle at 2^18) and stops it after
-==========================================  ===========================================  =========
-
-The thread rows need two usable CPUs (a note says so otherwise).
+arrays; the candidates of each group are timed in interleaved rounds and each ratio is a ratio
+of medians (the verdict); the median of the per-round ratios and the ratio of the fastest
+samples are printed beside it, since on a shared machine noise only adds time. A MISS is
+reported, never turned into a failing exit code. The rows and their goals are listed in
+``docs/performance.md``; the thread rows need two usable CPUs (a note says so otherwise).
 """
 
 from __future__ import annotations
@@ -90,18 +60,17 @@ def _variant_rows(x: np.ndarray, g: np.ndarray, y_mul: np.ndarray, rate: float, 
     Variant by variant (its own interleaved group, so that only one variant's output buffers are
     alive at a time), on views of the same arrays in the variant's own layout.
     """
-    from .variants import Case, VARIANTS, register_broadcast_variants  # noqa: PLC0415
+    from .contenders import VARIANTS, dropkit_kernels, make_case  # noqa: PLC0415
 
-    register_broadcast_variants()
     n = x.size
     rows: List[_Row] = []
     for name, goal in VARIANT_GOALS:
         v = VARIANTS.get(name)
         if v is None:
             continue
-        shape = v.shape(n)
-        xs, gs, ms = x.reshape(shape), g.reshape(shape), y_mul.reshape(shape)
-        k = v.dropkit(Case(xs, gs, rate, seed), "core")
+        case = make_case(v, x, g, rate, seed)
+        xs, ms = case.x, y_mul.reshape(case.x.shape)
+        k = dropkit_kernels(v, case)
         cands = [Candidate("multiply", lambda: np.multiply(xs, 2.0, out=ms), one),
                  Candidate("forward", k.forward, one), Candidate("backward", k.backward, one)]
         if name == "gaussian":
