@@ -37,9 +37,9 @@ def _size(text: str) -> int:
     try:
         v = int(t[2:]) if t.startswith("2^") else int(t)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be an exponent like 14 or 2^14, or a count > 40; got {text!r}")
+        v = -1
     if v < 0 or (t.startswith("2^") and v > 40):
-        raise argparse.ArgumentTypeError(f"size must be positive and at most 2^40, got {text!r}")
+        raise argparse.ArgumentTypeError(f"size must be an exponent like 14 or 2^14, or a count > 40; got {text!r}")
     return 1 << v if v <= 40 else v
 
 
@@ -50,62 +50,47 @@ def _threads(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="python -m dropkit.bench",
-        description="Time every dropkit variant, forward and backward, against a tuned NumPy formulation and "
-        "PyTorch (torch.nn.functional and dropkit.torch) when installed, next to np.multiply; print a summary, "
-        "write full tables, JSON and a picture. Default: quick mode (under a minute on 2 cores).")
+    ap = argparse.ArgumentParser(prog="python -m dropkit.bench", description=(
+        "Time every dropkit variant, forward and backward, against a tuned NumPy formulation and PyTorch "
+        "(torch.nn.functional and dropkit.torch) when installed, next to np.multiply; print a summary; write full "
+        "tables, JSON and a picture. Default: quick mode, under a minute on 2 cores."))
+    add = ap.add_argument
     mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="quick mode (the default): sizes 2^10 2^14 2^18 2^22")
+    mode.add_argument("--quick", action="store_true", help="the default: sizes 2^10 2^14 2^18 2^22, float32, 1 thread")
     mode.add_argument("--full", action="store_true", help="sizes 2^10..2^24, float32 and float64, 1 and all "
                       "threads, tighter intervals, no time budget, then the targets report")
     mode.add_argument("--targets", action="store_true", help="only the performance targets report")
     mode.add_argument("--list", action="store_true", help="list variants and backends, then exit")
-    sel = ap.add_argument_group("what to time")
-    sel.add_argument("--variants", nargs="+", metavar="NAME", help=f"default: all ({', '.join(VARIANTS)})")
-    sel.add_argument("--directions", nargs="+", choices=["forward", "backward"], help="default: both")
-    sel.add_argument("--backends", nargs="+", metavar="NAME", choices=[b for b in BACKENDS if b != "multiply"],
-                     help="subset of dropkit numpy torch dropkit-torch (np.multiply is always timed)")
-    sel.add_argument("--sizes", nargs="+", type=_size, metavar="K",
-                     help="log2 of element counts (10 14 18 or 2^20); values > 40 are counts")
-    sel.add_argument("--dtypes", nargs="+", choices=["float32", "float64"], help="quick: float32; full: both")
-    sel.add_argument("--threads", nargs="+", type=_threads, metavar="T",
-                     help="thread counts of dropkit and torch; 'all' = usable CPUs (quick: 1; full: 1 all)")
-    sel.add_argument("--rate", type=float, default=0.5, help="drop rate, in (0, 1) (default 0.5)")
-    sel.add_argument("--seed", type=int, default=1234, help="seed of inputs and every generator (default 1234)")
-    sel.add_argument("--simd", metavar="TARGET", help="dropkit.set_simd_target(TARGET) first (default: automatic)")
-    sel.add_argument("--no-torch", action="store_true", help="do not import PyTorch even if installed")
-    how = ap.add_argument_group("how to time (adaptive: more rounds where the ratios are uncertain)")
-    how.add_argument("--min-rounds", type=int, metavar="N", help="rounds every cell gets (quick 3, full 5)")
-    how.add_argument("--max-rounds", type=int, metavar="N", help="rounds a cell may get (quick 15, full 31)")
-    how.add_argument("--repeats", type=int, metavar="N", help="exactly N rounds per cell (min = max = N)")
-    how.add_argument("--tol", type=float, metavar="F", help="stop a cell when every headline ratio's "
-                     f"{int(100 * CONFIDENCE)}%% interval is within +-F (quick 0.05, full 0.02)")
-    how.add_argument("--min-time", type=float, metavar="S", help="seconds per sample (quick 0.001, full 0.005)")
-    how.add_argument("--budget", type=float, metavar="S", help="seconds for the whole run: every cell gets its "
-                     "minimum rounds, what is left goes to the least certain cells (quick 50, full 0 = no limit)")
-    out = ap.add_argument_group("what to produce")
-    out.add_argument("--out", default="bench-results", metavar="DIR", help="output folder (default ./bench-results)")
-    out.add_argument("--no-plot", action="store_true", help="no picture")
-    out.add_argument("--no-memory", action="store_true", help="do not measure the bytes kept for backward")
-    out.add_argument("--memory-size", type=_size, metavar="K", help="size of that measurement (2^18 / 2^24)")
-    out.add_argument("--no-targets", action="store_true", help="--full without the targets report")
-    out.add_argument("--targets-size", type=_size, default=1 << 24, metavar="K", help="targets' big size (2^24)")
-    out.add_argument("--targets-threads-size", type=_size, default=1 << 20, metavar="K",
-                     help="targets' small size and thread rows (2^20)")
-    out.add_argument("--targets-rounds", type=int, metavar="N", help="targets' rounds (21, full 31)")
-    out.add_argument("--verbose", action="store_true", help="a line per cell (ratios, intervals, rounds)")
-    out.add_argument("--quiet", action="store_true", help="no progress bar")
+    add("--variants", nargs="+", metavar="NAME", help=f"default: all ({', '.join(VARIANTS)})")
+    add("--directions", nargs="+", choices=["forward", "backward"], help="default: both")
+    add("--backends", nargs="+", choices=[b for b in BACKENDS if b != "multiply"], help="default: all "
+        "(np.multiply is always timed)")
+    add("--sizes", nargs="+", type=_size, metavar="K", help="log2 of element counts (or 2^K, or counts > 40)")
+    add("--dtypes", nargs="+", choices=["float32", "float64"])
+    add("--threads", nargs="+", type=_threads, metavar="T", help="dropkit's and torch's; 'all' = usable CPUs")
+    add("--rate", type=float, default=0.5, help="drop rate, in (0, 1) (default 0.5)")
+    add("--seed", type=int, default=1234, help="seed of the inputs and every generator (default 1234)")
+    add("--simd", metavar="TARGET", help="dropkit.set_simd_target(TARGET) first")
+    add("--no-torch", action="store_true", help="do not import PyTorch even if installed")
+    add("--min-rounds", type=int, metavar="N", help="rounds every cell gets (quick 3, full 5)")
+    add("--max-rounds", type=int, metavar="N", help="rounds a cell may get (quick 15, full 31)")
+    add("--repeats", type=int, metavar="N", help="exactly N rounds per cell (min = max = N)")
+    add("--tol", type=float, metavar="F", help=f"a cell stops when every headline ratio's {int(100 * CONFIDENCE)}%% "
+        "interval is within +-F of it (quick 0.05, full 0.02)")
+    add("--min-time", type=float, metavar="S", help="seconds per sample (quick 0.001, full 0.005)")
+    add("--budget", type=float, metavar="S", help="seconds for the whole run: every cell gets its minimum rounds, "
+        "what is left goes to the least certain cells (quick 50, full 0 = no limit)")
+    add("--out", default="bench-results", metavar="DIR", help="output folder (default ./bench-results)")
+    add("--no-plot", action="store_true", help="no picture")
+    add("--no-memory", action="store_true", help="do not measure the bytes kept for backward")
+    add("--memory-size", type=_size, metavar="K", help="size of that measurement (quick 2^18, full 2^24)")
+    add("--no-targets", action="store_true", help="--full without the targets report")
+    add("--targets-size", type=_size, default=1 << 24, metavar="K", help="targets' big size (2^24)")
+    add("--targets-threads-size", type=_size, default=1 << 20, metavar="K", help="targets' small size (2^20)")
+    add("--targets-rounds", type=int, metavar="N", help="targets' rounds (21, full 31)")
+    add("--verbose", action="store_true", help="a line per cell: ratios, intervals, rounds")
+    add("--quiet", action="store_true", help="no progress bar")
     return ap
-
-
-def _list_text() -> str:
-    lines = ["variants (from dropkit's variant registry):"]
-    for v in VARIANTS.values():
-        lines.append(f"  {v.name:<15} {v.summary}; dropkit.torch: {v.torch_name or 'none'}")
-    lines += ["backends:"] + [f"  {k:<15} {d}" for k, d in BACKENDS.items()]
-    lines.append(f"  ({' and '.join(TORCH_BACKENDS)} need PyTorch: pip install 'dropkit[torch]')")
-    return "\n".join(lines)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -113,30 +98,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
     if a.list:
-        print(_list_text())
+        print("variants (dropkit's variant registry):")
+        print("\n".join(f"  {v.name:<15} {v.summary}; dropkit.torch: {v.torch_name or 'none'}" for v in VARIANTS.values()))
+        print("backends:\n" + "\n".join(f"  {k:<15} {d}" for k, d in BACKENDS.items()))
+        print(f"  ({' and '.join(TORCH_BACKENDS)} need PyTorch: pip install 'dropkit[torch]')")
         return 0
     if not 0 < a.rate < 1:
         ap.error(f"--rate must be in (0, 1), got {a.rate}")
-    for v in a.variants or []:
-        if v not in VARIANTS:
-            ap.error(f"unknown variant {v!r}; known: {', '.join(VARIANTS)}")
+    bad = [v for v in a.variants or [] if v not in VARIANTS]
+    if bad:
+        ap.error(f"unknown variant {bad[0]!r}; known: {', '.join(VARIANTS)}")
     import dropkit  # noqa: PLC0415
 
-    mode = "full" if a.full else ("targets" if a.targets else "quick")
+    t_start, mode = time.perf_counter(), ("full" if a.full else "targets" if a.targets else "quick")
     p = PRESETS["full" if a.full else "quick"]
     pick = lambda value, key: p[key] if value is None else value  # noqa: E731
     progress = None if a.quiet else sys.stderr
-    t_start = time.perf_counter()
     os.makedirs(a.out, exist_ok=True)
     if a.simd:
         dropkit.set_simd_target(a.simd)
-    torch = sysinfo.import_torch(not a.no_torch)
-    threads_before = dropkit.get_num_threads()
-    usable = sysinfo.usable_cpus()
+    torch, threads_before = sysinfo.import_torch(not a.no_torch), dropkit.get_num_threads()
     threads: List[int] = []
-    for t in a.threads or p["threads"]:
-        if (usable if t == "all" else int(t)) not in threads:
-            threads.append(usable if t == "all" else int(t))
+    for t in [sysinfo.usable_cpus() if t == "all" else int(t) for t in a.threads or p["threads"]]:
+        threads += [t] * (t not in threads)
     config: Dict[str, Any] = {
         "mode": mode, "variants": a.variants or list(VARIANTS), "directions": a.directions or ["forward", "backward"],
         "backends": a.backends, "sizes": a.sizes or [1 << k for k in p["sizes"]], "dtypes": a.dtypes or p["dtypes"],
@@ -153,26 +137,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     doc: Dict[str, Any] = {
         "schema": SCHEMA, "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "argv": argv, "config": config, "machine": sysinfo.machine_info(), "dropkit": sysinfo.dropkit_info(),
-        "backends": dict(BACKENDS), "variants": {v.name: v.summary for v in VARIANTS.values()},
-        "results": [], "cells": [], "summary": [], "kept_for_backward": None, "skipped": [], "unavailable": {},
-        "targets": None,
+        "backends": dict(BACKENDS), "variants": {v.name: v.summary for v in VARIANTS.values()}, "results": [],
+        "cells": [], "summary": [], "kept_for_backward": None, "skipped": [], "unavailable": {}, "targets": None,
     }  # fmt: skip
     doc["machine"]["load_start"] = sysinfo.load_info()
-    targets_text: Optional[str] = None
+
     def do_targets() -> str:
-        tr = run_targets(n=a.targets_size, n_threads_case=a.targets_threads_size, rate=a.rate, seed=a.seed,
-                         rounds=config["targets_rounds"], min_sample_time=p["targets_min_time"],
-                         progress=progress)
-        doc["targets"] = tr
-        return format_targets(tr)
+        doc["targets"] = run_targets(n=a.targets_size, n_threads_case=a.targets_threads_size, rate=a.rate, seed=a.seed,
+                                     rounds=config["targets_rounds"], min_sample_time=p["targets_min_time"],
+                                     progress=progress)
+        return format_targets(doc["targets"])
 
     if mode == "targets":
         print(do_targets())
-        doc["versions"] = sysinfo.library_versions()
-        doc["elapsed_s"] = time.perf_counter() - t_start
-        path = os.path.join(a.out, "targets.json")
-        report.write_json(path, doc)
-        print(f"\nwrote {path}")
+        doc.update(versions=sysinfo.library_versions(), elapsed_s=time.perf_counter() - t_start)
+        report.write_json(os.path.join(a.out, "targets.json"), doc)
+        print(f"\nwrote {os.path.join(a.out, 'targets.json')}")
         return 0
 
     cfg = SweepConfig(
@@ -181,27 +161,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         max_rounds=config["max_rounds"], tol=config["tol"], min_sample_time=config["min_sample_time_s"],
         cell_time=p["cell_time"], budget=config["budget_s"], rate=a.rate, seed=a.seed, torch=torch,
     )  # fmt: skip
-    notes: List[str] = []
     if torch is None and (a.backends is None or set(a.backends) & set(TORCH_BACKENDS)):
         why = "--no-torch given" if a.no_torch else "PyTorch does not import (pip install 'dropkit[torch]')"
         cfg.skipped.append({"what": f"backends {', '.join(TORCH_BACKENDS)}", "reason": why})
     cfg.unavailable = probe_backends(cfg)
     if cfg.budget is not None:  # what is left of the run's budget, less the time the outputs take (about 5 s)
         cfg.budget = max(0.0, cfg.budget - (time.perf_counter() - t_start) - 5.0)
-    interrupted = False
     try:
         cells = run_sweep(cfg, progress, verbose=a.verbose)
     except KeyboardInterrupt:
-        interrupted, cells = True, []
-        notes.append("interrupted: nothing written but the configuration")
+        print("interrupted: nothing written", file=sys.stderr)
+        return 130
     finally:
         dropkit.set_num_threads(threads_before)
-    doc["results"], doc["cells"] = cell_rows(cells), cell_records(cells)
-    doc["skipped"], doc["unavailable"] = cfg.skipped, cfg.unavailable
-    if not interrupted and not a.no_memory:
-        dropkit.set_num_threads(1)
-        if torch is not None:
-            torch.set_num_threads(1)
+    doc.update(results=cell_rows(cells), cells=cell_records(cells), skipped=cfg.skipped, unavailable=cfg.unavailable)
+    if not a.no_memory:
+        dropkit.set_num_threads(1)  # (torch is still on the sweep's last thread count)
         doc["kept_for_backward"] = {"size": config["memory_size"], "dtype": config["dtypes"][0], "per_variant": kept_bytes(
             config["variants"], config["memory_size"], config["dtypes"][0], a.rate, a.seed, torch, a.backends)}
         dropkit.set_num_threads(threads_before)
@@ -209,37 +184,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     doc["summary"] = report.summary_rows(doc["results"], (doc["kept_for_backward"] or {}).get("per_variant"))
     summary = report.summary_text(doc["summary"], doc)
     print(summary)
-    if mode == "full" and not a.no_targets and not interrupted:
-        targets_text = do_targets()
-        print()
-        print(targets_text)
+    targets_text = do_targets() if mode == "full" and not a.no_targets else None
+    if targets_text:
+        print("\n" + targets_text)
 
-    files = {k: os.path.join(a.out, f) for k, f in
-             (("tables", "results.txt"), ("markdown", "results.md"), ("json", "results.json"), ("png", "results.png"))}
+    files: Dict[str, Optional[str]] = {k: os.path.join(a.out, f) for k, f in
+                                       (("markdown", "results.md"), ("json", "results.json"), ("png", "results.png"))}
+    notes = [f"skipped {s['what']}: {s['reason']}" for s in cfg.skipped]
+    notes += [f"not timed: {k}: {why}" for k, why in cfg.unavailable.items()]
     if a.no_plot or not doc["results"]:
-        files["png"] = None  # type: ignore[assignment]
+        files["png"] = None
     else:
         cpu = doc["machine"]["cpu"]
         title = (f"{cpu['model']} ({cpu['usable_cpus']} CPUs), {config['dtypes'][0]}, {threads[0]} thread(s), "
                  f"rate {a.rate}: python -m dropkit.bench {' '.join(argv)}".rstrip())
         note = report.write_plot(files["png"], doc["summary"], doc["results"], title)  # type: ignore[arg-type]
         if note is not None:
-            files["png"] = None  # type: ignore[assignment]
-            doc["plot_note"] = note
+            files["png"], doc["plot_note"] = None, note
             notes.append(note)
-    with open(files["tables"], "w", encoding="utf-8") as fh:
-        fh.write("\n".join(report.header_lines(doc)) + "\n\n" + report.full_tables(doc["results"]))
     doc["machine"]["load_end"] = sysinfo.load_info(0.05)
-    doc.update(files=files, interrupted=interrupted, elapsed_s=time.perf_counter() - t_start)
-    report.write_markdown(files["markdown"], doc, summary, targets_text)
-    report.write_json(files["json"], doc)
-    print()
-    print(report.header_lines(doc)[1])
-    for s in cfg.skipped:
-        notes.append(f"skipped {s['what']}: {s['reason']}")
-    notes += [f"not timed: {k}: {why}" for k, why in cfg.unavailable.items()]
-    for n in notes:
-        print(f"note: {n}")
-    print(f"full tables: {files['tables']} and {files['markdown']}; JSON: {files['json']}; "
-          f"picture: {files['png'] or 'none'}  ({doc['elapsed_s']:.0f} s)")
-    return 130 if interrupted else 0
+    doc.update(files=files, elapsed_s=time.perf_counter() - t_start)
+    report.write_markdown(files["markdown"], doc, summary, targets_text)  # type: ignore[arg-type]
+    report.write_json(files["json"], doc)  # type: ignore[arg-type]
+    print("\n" + report.header_lines(doc)[1])
+    print("".join(f"note: {n}\n" for n in notes), end="")
+    print(f"every cell: {files['markdown']}; JSON: {files['json']}; picture: {files['png'] or 'none'}  "
+          f"({doc['elapsed_s']:.0f} s)")
+    return 0

@@ -29,10 +29,11 @@ def _b(v: Optional[float]) -> str:
     return "0" if v < 0.005 else f"{v:.2g}" if v >= 0.1 else "<0.1"
 
 
-def pick_sizes(sizes: Sequence[int]) -> Tuple[int, int, int]:
-    """Small, medium and large of the measured sizes: the first, the middle (upper) one, the last."""
+def pick_sizes(sizes: Sequence[int]) -> List[int]:
+    """Small, medium and large of the measured sizes: the first, the middle (upper) one, the last
+    (fewer when fewer were measured)."""
     s = sorted(set(sizes))
-    return s[0], s[len(s) // 2], s[-1]
+    return sorted({s[0], s[len(s) // 2], s[-1]})
 
 
 def _medians(rows: Sequence[Dict[str, Any]]) -> Dict[Tuple[str, str, int, str], float]:
@@ -113,7 +114,7 @@ def summary_text(summary: Sequence[Dict[str, Any]], meta: Dict[str, Any]) -> str
     if not summary:
         return "no results"
     cfg = meta["config"]
-    s, m, big = (log2(n) for n in summary[0]["sizes"])
+    names, k = [log2(n) for n in summary[0]["sizes"]], len(summary[0]["sizes"])
     lines = [f"dropkit's speedup = other's time / dropkit's time, above 1: dropkit is faster "
              f"({cfg['dtypes'][0]}, {cfg['threads'][0]} thread(s), rate {cfg['rate']}; f+b = forward + backward)",
              "over PyTorch: dropkit.torch vs torch.nn.functional on the same tensors (*: dropkit's NumPy API, as "
@@ -127,11 +128,12 @@ def summary_text(summary: Sequence[Dict[str, Any]], meta: Dict[str, Any]) -> str
         vals = [r["numpy_forward"], r["numpy_fwd_bwd"], r["torch_forward"], r["torch_fwd_bwd"]]
         body.append([r["variant"] + star] + [x for g, v in enumerate(vals) for x in ["|"] * bool(g) + [*map(_r, v)]]
                     + [f"{_b(kb['dropkit'])} / {_b(kb['numpy'])} / {_b(kb['torch'])}", r["verdict"]])
-    head = ["variant"] + [x for g in range(4) for x in ["|"] * bool(g) + [s, m, big]] + ["dk / np / pt", "verdict"]
+    head = ["variant"] + [x for g in range(4) for x in ["|"] * bool(g) + names] + ["dk / np / pt", "verdict"]
     w = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
     starts = [sum(w[:i]) + i for i in range(len(head))]
     top = ""
-    for label, i in zip(("NumPy fwd", "NumPy f+b", "PyTorch fwd", "PyTorch f+b", "kept B/elem"), (1, 5, 9, 13, 16)):
+    for label, i in zip(("NumPy fwd", "NumPy f+b", "PyTorch fwd", "PyTorch f+b", "kept B/elem"),
+                        [1 + g * (k + 1) for g in range(4)] + [4 * k + 4]):
         top = top.ljust(starts[i]) + label + " "
     lines.append(top.rstrip())
     for row in [head, *body]:
@@ -166,31 +168,25 @@ def header_lines(meta: Dict[str, Any]) -> List[str]:
 _COLUMNS = ("size", "backend", "ns/elem", "spread", "GB/s", "numpy/this", "torch/this", "x multiply", "rounds")
 
 
-def full_tables(rows: Sequence[Dict[str, Any]], *, markdown: bool = False) -> str:
-    """One table per (variant, direction, dtype, threads): a row per size and backend."""
+def full_tables(rows: Sequence[Dict[str, Any]]) -> str:
+    """Markdown: a table per (variant, direction, dtype, threads), a row per size and backend."""
     groups: "OrderedDict[tuple, List[Dict[str, Any]]]" = OrderedDict()
     for r in rows:
         groups.setdefault((r["variant"], r["direction"], r["dtype"], r["threads"]), []).append(r)
     out: List[str] = []
     for (variant, direction, dtype, threads), grp in groups.items():
-        title = f"{variant} / {direction} / {dtype} / {threads} thread{'s' if threads != 1 else ''}"
-        out += [f"### {title}", ""] if markdown else [f"== {title} =="]
+        out += [f"### {variant} / {direction} / {dtype} / {threads} thread{'s' * (threads != 1)}", "",
+                "| " + " | ".join(_COLUMNS) + " |", "|---|---|" + "---:|" * (len(_COLUMNS) - 2)]
         torch_med = {r["size"]: r["median_s"] for r in grp if r["backend"] == "torch"}
-        body, last = [], None
+        last = None
         for r in grp:
             t = torch_med.get(r["size"])
-            body.append([log2(r["size"]) if r["size"] != last else "", r["backend"], f"{r['ns_per_element']:.3g}",
-                         f"±{50 * r['spread_rel']:.0f}%", f"{r['gb_per_s']:.1f}", _r(r["speedup"]),
-                         _r(None if t is None else t / r["median_s"]), f"{r['ratio_to_stream']:.2f}",
-                         str(len(r["samples_s"]))])
+            out.append("| " + " | ".join([
+                log2(r["size"]) if r["size"] != last else "", r["backend"], f"{r['ns_per_element']:.3g}",
+                f"±{50 * r['spread_rel']:.0f}%", f"{r['gb_per_s']:.1f}", _r(r["speedup"]),
+                _r(None if t is None else t / r["median_s"]), f"{r['ratio_to_stream']:.2f}", str(len(r["samples_s"]))])
+                + " |")  # fmt: skip
             last = r["size"]
-        if markdown:
-            rule = ["---", "---"] + ["---:"] * (len(_COLUMNS) - 2)
-            out += ["| " + " | ".join(x) + " |" for x in (list(_COLUMNS), rule, *body)]
-        else:
-            w = [max(len(x[i]) for x in [list(_COLUMNS), *body]) for i in range(len(_COLUMNS))]
-            out += ["  ".join(c.ljust(w[i]) if i < 2 else c.rjust(w[i]) for i, c in enumerate(x))
-                    for x in (list(_COLUMNS), *body)]
         noisy = OrderedDict((log2(r["size"]), r["others_cpu_share"]) for r in grp
                             if (r.get("others_cpu_share") or 0.0) > NOISY)
         if noisy:
@@ -213,7 +209,7 @@ def write_markdown(path: str, doc: Dict[str, Any], summary: str, targets_text: O
              summary, "```", "", "## Every cell", "",
              "numpy/this and torch/this: the other's median over this backend's (above 1: this is faster); "
              "x multiply: this over np.multiply(x, 2.0, out=y); spread: half the interquartile range.", "",
-             full_tables(doc["results"], markdown=True)]
+             full_tables(doc["results"])]
     if doc.get("skipped"):
         parts += ["Skipped:", ""] + [f"- {s['what']}: {s['reason']}" for s in doc["skipped"]] + [""]
     if targets_text:

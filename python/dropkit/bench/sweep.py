@@ -90,51 +90,44 @@ def headline_pairs(names: List[str]) -> List[Tuple[str, str]]:
 
 
 class Progress:
-    """A progress bar on ``stream``: tqdm when installed, else one line rewritten in place."""
+    """A progress bar on ``stream`` (tqdm when installed, else one line rewritten in place);
+    with ``verbose``, the line of each cell above it."""
 
     def __init__(self, total: int, stream: Optional[TextIO], verbose: bool = False) -> None:
-        self.total, self.done, self.stream, self.verbose, self.bar = total, 0, stream, verbose, None
-        self.t0 = time.perf_counter()
-        if stream is None:
-            return
+        self.total, self.done, self.stream, self.verbose, self.t0 = total, 0, stream, verbose, time.perf_counter()
         try:
             from tqdm import tqdm  # noqa: PLC0415
 
-            self.bar = tqdm(total=total, file=stream, unit="cell", desc="dropkit.bench", leave=False,
-                            dynamic_ncols=True)
+            self.bar = None if stream is None else tqdm(total=total, file=stream, unit="cell", leave=False,
+                                                        desc="dropkit.bench", dynamic_ncols=True)
         except ImportError:
-            pass
+            self.bar = None
 
-    def step(self, note: str = "", line: str = "") -> None:
+    def step(self, note: str, line: str) -> None:
         self.done += 1
-        if self.stream is None:
-            return
-        if self.verbose and line:
+        if self.stream is not None and self.verbose:
             self.write(line)
         if self.bar is not None:
             self.bar.total = self.total
             self.bar.set_postfix_str(note, refresh=False)
             self.bar.update(1)
-        else:
-            filled = int(30 * self.done / max(self.total, 1))
-            self.stream.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} cells "
+        elif self.stream is not None:
+            k = 30 * self.done // max(self.total, 1)
+            self.stream.write(f"\r[{'#' * k}{'.' * (30 - k)}] {self.done}/{self.total} cells "
                               f"{time.perf_counter() - self.t0:5.1f} s {note[:40]:<40}")
             self.stream.flush()
 
     def write(self, line: str) -> None:
-        if self.stream is None:
-            return
         if self.bar is not None:
             self.bar.write(line, file=self.stream)
         else:
-            self.stream.write("\r" + " " * 100 + "\r" + line + "\n")
+            self.stream.write(f"\r{' ' * 100}\r{line}\n")  # type: ignore[union-attr]
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
         elif self.stream is not None:
-            self.stream.write("\r" + " " * 100 + "\r")
-            self.stream.flush()
+            self.stream.write(f"\r{' ' * 100}\r")
 
 
 def probe_backends(cfg: SweepConfig) -> Dict[str, str]:

@@ -75,9 +75,11 @@ def ratio_ci(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDE
     return median(a) / median(b), q[k - 1], q[n - k]
 
 
-def _run_sample(c: Candidate, number: int) -> float:
+def _run_sample(c: Candidate, number: int, settle: float = 0.0) -> float:
     if c.pre is not None:
         c.pre()
+    if settle > 0:  # an untimed pause first (the targets' "after idle" rows)
+        time.sleep(settle)
     fn = c.fn
     gc_was_on = gc.isenabled()
     gc.disable()
@@ -113,25 +115,26 @@ def calibrate(candidates: Sequence[Candidate], *, warmup: int = 1, warmup_time: 
     return out
 
 
-def one_round(candidates: Sequence[Candidate], meas: Dict[str, Measurement], r: int) -> None:
+def one_round(candidates: Sequence[Candidate], meas: Dict[str, Measurement], r: int, settle: float = 0.0) -> None:
     """Round ``r``: one sample of each candidate, starting at candidate ``r mod k``."""
     k = len(candidates)
     for j in range(k):
         c = candidates[(r + j) % k]
-        meas[c.name].samples.append(_run_sample(c, meas[c.name].number))
+        meas[c.name].samples.append(_run_sample(c, meas[c.name].number, settle))
 
 
 def measure_interleaved(candidates: Sequence[Candidate], *, repeats: int, warmup: int = 1,
-                        warmup_time: float = 0.0, min_sample_time: float = 0.002,
-                        max_number: int = 1_000_000) -> Dict[str, Measurement]:
-    """Calibrate, then exactly ``repeats`` interleaved rounds (the targets report's timing)."""
+                        warmup_time: float = 0.0, min_sample_time: float = 0.002, max_number: int = 1_000_000,
+                        settle: float = 0.0) -> Dict[str, Measurement]:
+    """Calibrate, then exactly ``repeats`` interleaved rounds (the targets report's timing); with
+    ``settle`` > 0 every sample follows an untimed sleep of that many seconds."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     gc.collect()
     meas = calibrate(candidates, warmup=warmup, warmup_time=warmup_time, min_sample_time=min_sample_time,
                      max_number=max_number)
     for r in range(repeats):
-        one_round(candidates, meas, r)
+        one_round(candidates, meas, r, settle)
     return meas
 
 
