@@ -1,7 +1,7 @@
 """Bytes kept for backward, per element: what a forward leaves alive for its backward.
 
-- dropkit and the NumPy formulation: :mod:`tracemalloc` (NumPy registers every array buffer it
-  allocates with it) over one forward that allocates its output, minus that output.
+- dropkit and the NumPy formulation: :mod:`tracemalloc`'s NumPy domain (NumPy registers every
+  array buffer it allocates there) over one forward that allocates its output, minus that output.
 - torch and dropkit.torch: ``torch.autograd.graph.saved_tensors_hooks`` over one forward whose
   input requires grad: the bytes of every distinct storage autograd saves, other than the input's
   and the output's (which the caller holds anyway).
@@ -42,10 +42,10 @@ def _numpy_kept(kernels: Any) -> int:
     tracemalloc.start()
     try:
         y = kernels.forward()
-        current = tracemalloc.get_traced_memory()[0]
+        snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.DomainFilter(True, np.lib.tracemalloc_domain)])
     finally:
         tracemalloc.stop()
-    return max(0, current - int(y.nbytes))
+    return max(0, sum(t.size for t in snap.traces) - int(y.nbytes))
 
 
 def kept_bytes(variants: List[str], n: int, dtype: str, rate: float, seed: int, torch: Any = None,
