@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import re
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -12,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from . import report, sysinfo
 from .contenders import BACKENDS, TORCH_BACKENDS, VARIANTS
 from .memory import kept_bytes
-from .sweep import SweepConfig, cell_records, cell_rows, probe_backends, run_sweep
+from .sweep import SweepConfig, cell_records, cell_rows, run_sweep
 from .targets import format_targets, run_targets
 from .timing import CONFIDENCE
 
@@ -23,7 +24,7 @@ SCHEMA = "dropkit-bench/2"
 #: Defaults of the two modes; any option given on the command line wins.
 PRESETS: Dict[str, Dict[str, Any]] = {
     "quick": {"sizes": [10, 14, 18, 22], "dtypes": ["float32"], "threads": ["1"], "min_rounds": 3,
-              "max_rounds": 15, "tol": 0.05, "min_time": 0.001, "cell_time": 0.03, "budget": 50.0,
+              "max_rounds": 25, "tol": 0.05, "min_time": 0.001, "cell_time": 0.03, "budget": 45.0,
               "memory_size": 18, "targets_rounds": 21, "targets_min_time": 0.01},
     "full": {"sizes": list(range(10, 25)), "dtypes": ["float32", "float64"], "threads": ["1", "all"],
              "min_rounds": 5, "max_rounds": 31, "tol": 0.02, "min_time": 0.005, "cell_time": 2.0, "budget": 0.0,
@@ -73,13 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--simd", metavar="TARGET", help="dropkit.set_simd_target(TARGET) first")
     add("--no-torch", action="store_true", help="do not import PyTorch even if installed")
     add("--min-rounds", type=int, metavar="N", help="rounds every cell gets (quick 3, full 5)")
-    add("--max-rounds", type=int, metavar="N", help="rounds a cell may get (quick 15, full 31)")
+    add("--max-rounds", type=int, metavar="N", help="rounds a cell may get (quick 25, full 31)")
     add("--repeats", type=int, metavar="N", help="exactly N rounds per cell (min = max = N)")
     add("--tol", type=float, metavar="F", help=f"a cell stops when every headline ratio's {int(100 * CONFIDENCE)}%% "
         "interval is within +-F of it (quick 0.05, full 0.02)")
     add("--min-time", type=float, metavar="S", help="seconds per sample (quick 0.001, full 0.005)")
     add("--budget", type=float, metavar="S", help="seconds for the whole run: every cell gets its minimum rounds, "
-        "what is left goes to the least certain cells (quick 50, full 0 = no limit)")
+        "what is left goes to the least certain cells (quick 45, full 0 = no limit)")
     add("--out", default="bench-results", metavar="DIR", help="output folder (default ./bench-results)")
     add("--no-plot", action="store_true", help="no picture")
     add("--no-memory", action="store_true", help="do not measure the bytes kept for backward")
@@ -138,7 +139,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "schema": SCHEMA, "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "argv": argv, "config": config, "machine": sysinfo.machine_info(), "dropkit": sysinfo.dropkit_info(),
         "backends": dict(BACKENDS), "variants": {v.name: v.summary for v in VARIANTS.values()}, "results": [],
-        "cells": [], "summary": [], "kept_for_backward": None, "skipped": [], "unavailable": {}, "targets": None,
+        "cells": [], "summary": [], "kept_for_backward": None, "skipped": [], "targets": None,
     }  # fmt: skip
     doc["machine"]["load_start"] = sysinfo.load_info()
 
@@ -164,7 +165,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if torch is None and (a.backends is None or set(a.backends) & set(TORCH_BACKENDS)):
         why = "--no-torch given" if a.no_torch else "PyTorch does not import (pip install 'dropkit[torch]')"
         cfg.skipped.append({"what": f"backends {', '.join(TORCH_BACKENDS)}", "reason": why})
-    cfg.unavailable = probe_backends(cfg)
     if cfg.budget is not None:  # what is left of the run's budget, less the time the outputs take (about 5 s)
         cfg.budget = max(0.0, cfg.budget - (time.perf_counter() - t_start) - 5.0)
     try:
@@ -174,7 +174,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     finally:
         dropkit.set_num_threads(threads_before)
-    doc.update(results=cell_rows(cells), cells=cell_records(cells), skipped=cfg.skipped, unavailable=cfg.unavailable)
+    doc.update(results=cell_rows(cells), cells=cell_records(cells), skipped=cfg.skipped)
     if not a.no_memory:
         dropkit.set_num_threads(1)  # (torch is still on the sweep's last thread count)
         doc["kept_for_backward"] = {"size": config["memory_size"], "dtype": config["dtypes"][0], "per_variant": kept_bytes(
@@ -190,8 +190,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     files: Dict[str, Optional[str]] = {k: os.path.join(a.out, f) for k, f in
                                        (("markdown", "results.md"), ("json", "results.json"), ("png", "results.png"))}
-    notes = [f"skipped {s['what']}: {s['reason']}" for s in cfg.skipped]
-    notes += [f"not timed: {k}: {why}" for k, why in cfg.unavailable.items()]
+    notes = list(dict.fromkeys(f"not timed: {re.split(' forward| backward', s['what'])[0]}: {s['reason']}"
+                               for s in cfg.skipped))
     if a.no_plot or not doc["results"]:
         files["png"] = None
     else:

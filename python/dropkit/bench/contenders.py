@@ -22,7 +22,7 @@ __all__ = ["VARIANTS", "BACKENDS", "TORCH_BACKENDS", "STREAM", "Case", "Kernels"
 
 #: Every backend, in table order, with what is timed.
 BACKENDS: Dict[str, str] = {
-    "dropkit": "dropkit's NumPy API on the C++ core (backend='core'), out= preallocated",
+    "dropkit": "the variant registry's function on the C++ core (backend='core'), out= preallocated",
     "numpy": "tuned pure NumPy: SFC64 raw words against an integer threshold, mask or noise kept for backward",
     "torch": "PyTorch CPU: torch.nn.functional (or the usual expression), input requires grad, autograd backward",
     "dropkit-torch": "dropkit.torch on the same tensors as torch (custom op, seed=int), autograd backward",
@@ -143,49 +143,55 @@ def _threshold(rate: Any) -> Any:
     return np.minimum(np.rint(np.asarray(rate, dtype=np.float64) * 2**32), 2**32 - 1).astype(np.uint32)
 
 
-def _numpy_bernoulli(c: Case) -> Kernels:
-    """Full-size mask (one bool per element, kept) or noise-sized multiplier (broadcast variants)."""
-    bg, x, g, y, dx = np.random.SFC64(c.seed), c.x, c.grad, _out(c, c.x), _out(c, c.grad)
-    rate, ns = c.params["rate"], c.params.get("noise_shape")
-    dt = x.dtype.type
-    t = _threshold(rate)
-    scale = (1.0 / (1.0 - np.asarray(rate))).astype(x.dtype) if c.params.get("inverted", True) else None
-    st: Dict[str, Any] = {"mask": np.empty(x.shape, bool) if ns is None and c.preallocate else None}
+def _kept_multiplier(c: Case, make: Callable[[], np.ndarray]) -> Kernels:
+    """forward: ``m = make()``, kept, and ``x * m``; backward: ``grad * m``."""
+    y, dx, st = _out(c, c.x), _out(c, c.grad), {}
 
     def forward() -> np.ndarray:
-        if ns is not None:  # spatial, temporal, DropPath: multiplier at noise size, broadcast
-            st["m"] = np.greater_equal(_words(bg, ns), t) * dt(scale)
-            return np.multiply(x, st["m"], out=y)
-        st["mask"] = np.greater_equal(_words(bg, x.shape), t, out=st["mask"] if c.preallocate else None)
-        return apply(x, y)
+        st["m"] = make()
+        return np.multiply(c.x, st["m"], out=y)
+
+    return Kernels(forward, lambda: np.multiply(c.grad, st["m"], out=dx))
+
+
+def _numpy_bernoulli(c: Case) -> Kernels:
+    """A one-byte mask per element, kept (standard dropout, rate arrays); a multiplier at noise size
+    for broadcast noise (spatial, temporal, DropPath)."""
+    bg, x, rate, ns = np.random.SFC64(c.seed), c.x, c.params["rate"], c.params.get("noise_shape")
+    t = _threshold(rate)
+    scale = (1.0 / (1.0 - np.asarray(rate))).astype(x.dtype) if c.params.get("inverted", True) else None
+    if ns is not None:
+        return _kept_multiplier(c, lambda: np.greater_equal(_words(bg, ns), t) * x.dtype.type(scale))
+    y, dx = _out(c, x), _out(c, c.grad)
+    st = {"mask": np.empty(x.shape, bool) if c.preallocate else None}
 
     def apply(src: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
-        if ns is not None:
-            return np.multiply(src, st["m"], out=out)
         res = np.multiply(src, st["mask"], out=out)
         return res if scale is None else np.multiply(res, scale, out=res)
 
-    return Kernels(forward, lambda: apply(g, dx))
+    def forward() -> np.ndarray:
+        st["mask"] = np.greater_equal(_words(bg, x.shape), t, out=st["mask"] if c.preallocate else None)
+        return apply(x, y)
+
+    return Kernels(forward, lambda: apply(c.grad, dx))
 
 
 def _numpy_gaussian(c: Case) -> Kernels:
-    gen, x, g, y, dx = np.random.Generator(np.random.SFC64(c.seed)), c.x, c.grad, _out(c, c.x), _out(c, c.grad)
-    s, st = np.float32(math.sqrt(c.rate / (1.0 - c.rate))), {}
+    gen, s = np.random.Generator(np.random.SFC64(c.seed)), np.float32(math.sqrt(c.rate / (1.0 - c.rate)))
 
-    def forward() -> np.ndarray:
-        m = gen.standard_normal(x.shape, dtype=np.float32)
+    def make() -> np.ndarray:
+        m = gen.standard_normal(c.x.shape, dtype=np.float32)
         m *= s
         m += np.float32(1)
-        st["m"] = m
-        return np.multiply(x, m, out=y)
+        return m
 
-    return Kernels(forward, lambda: np.multiply(g, st["m"], out=dx))
+    return _kept_multiplier(c, make)
 
 
 def _numpy_alpha(c: Case, channels: bool) -> Kernels:
     from ..reference._variants import alpha_constants  # noqa: PLC0415  (the same constants)
 
-    bg, x, g, y, dx = np.random.SFC64(c.seed), c.x, c.grad, _out(c, c.x), _out(c, c.grad)
+    bg, x, y, dx = np.random.SFC64(c.seed), c.x, _out(c, c.x), _out(c, c.grad)
     a, b, fill = (x.dtype.type(v) for v in alpha_constants(c.rate))
     ns, t, st = (x.shape[:2] + (1,) * (x.ndim - 2)) if channels else x.shape, _threshold(c.rate), {}
 
@@ -197,7 +203,7 @@ def _numpy_alpha(c: Case, channels: bool) -> Kernels:
         return out
 
     def backward() -> np.ndarray:
-        out = np.multiply(g, st["mask"], out=dx)
+        out = np.multiply(c.grad, st["mask"], out=dx)
         out *= a
         return out
 
@@ -205,12 +211,12 @@ def _numpy_alpha(c: Case, channels: bool) -> Kernels:
 
 
 def _numpy_concrete(c: Case) -> Kernels:
-    gen, x, g, y, dx = np.random.Generator(np.random.SFC64(c.seed)), c.x, c.grad, _out(c, c.x), _out(c, c.grad)
+    gen = np.random.Generator(np.random.SFC64(c.seed))
     logit, inv_t = np.float32(c.params["logit"]), np.float32(1.0 / c.params["temperature"])
-    scale, st = np.float32(1.0 / (1.0 - c.rate)), {}
+    scale = np.float32(1.0 / (1.0 - c.rate))
 
-    def forward() -> np.ndarray:
-        u = gen.random(x.shape, dtype=np.float32)
+    def make() -> np.ndarray:
+        u = gen.random(c.x.shape, dtype=np.float32)
         np.maximum(u, np.float32(2**-24), out=u)  # random() may return 0
         a = np.log(u)
         a -= np.log1p(-u)
@@ -219,10 +225,9 @@ def _numpy_concrete(c: Case) -> Kernels:
         np.clip(a, -64, 64, out=a)
         np.exp(a, out=a)
         a += np.float32(1)
-        st["m"] = np.divide(scale, a, out=a)  # (1 - z) / (1 - p) = scale / (1 + e^a)
-        return np.multiply(x, a, out=y)
+        return np.divide(scale, a, out=a)  # (1 - z) / (1 - p) = scale / (1 + e^a)
 
-    return Kernels(forward, lambda: np.multiply(g, st["m"], out=dx))
+    return _kept_multiplier(c, make)
 
 
 NUMPY: Dict[str, Callable[[Case], Kernels]] = {

@@ -1,13 +1,12 @@
 """The sweep: every variant x direction x size x dtype x thread count, all backends of a cell
-interleaved with ``np.multiply(x, 2.0, out=y)``, adaptive repeats in two passes.
+and ``np.multiply(x, 2.0, out=y)`` interleaved, adaptive repeats in two passes.
 
-Pass 1 visits every cell in order (sizes ascending): warm-up, calibration, ``min_rounds`` rounds,
-and more while the cell is not tight and has used less than ``cell_time`` seconds. Pass 2 spends
-what is left of ``budget`` on the cells that are still not tight, widest interval first, each
-rebuilt and given an equal share of the time left (at least two rounds' worth; a cell whose
-rounds no longer fit is left as it is). The ratios whose intervals decide (the
-*headline pairs*) are NumPy/dropkit and PyTorch/dropkit.torch (PyTorch/dropkit where dropkit.torch
-has no counterpart); a variant with neither uses dropkit/multiply.
+Pass 1 visits every cell (sizes ascending): warm-up, calibration, ``min_rounds`` rounds, more
+while the cell is not tight and has used less than ``cell_time``. Pass 2 spends what is left of
+``budget`` on the cells still not tight, widest interval first, each rebuilt and given an equal
+share of the time left (at least two rounds' worth; a cell whose rounds no longer fit is left).
+The *headline pairs* whose intervals decide are NumPy/dropkit and PyTorch/dropkit.torch
+(PyTorch/dropkit where dropkit.torch has no counterpart), else dropkit/multiply.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from . import timing
 from .contenders import STREAM, VARIANTS, Case, builders, make_case
 from .sysinfo import OthersCpu
 
-__all__ = ["SweepConfig", "Cell", "run_sweep", "probe_backends", "set_threads", "headline_pairs", "Progress", "NOISY"]
+__all__ = ["SweepConfig", "Cell", "run_sweep", "set_threads", "headline_pairs", "Progress", "NOISY"]
 
 #: A cell during which other processes used more than this share of all CPUs is flagged noisy.
 NOISY = 0.1
@@ -47,7 +46,6 @@ class SweepConfig:
     seed: int = 1234
     torch: Any = None
     skipped: List[Dict[str, str]] = field(default_factory=list)
-    unavailable: Dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,11 +73,9 @@ def set_threads(n: int, torch: Any) -> Dict[str, Optional[int]]:
     import dropkit  # noqa: PLC0415
 
     dropkit.set_num_threads(n)
-    got: Dict[str, Optional[int]] = {"dropkit": int(dropkit.get_num_threads()), "torch": None}
     if torch is not None:
         torch.set_num_threads(n)
-        got["torch"] = int(torch.get_num_threads())
-    return got
+    return {"dropkit": dropkit.get_num_threads(), "torch": None if torch is None else torch.get_num_threads()}
 
 
 def headline_pairs(names: List[str]) -> List[Tuple[str, str]]:
@@ -130,39 +126,19 @@ class Progress:
             self.stream.write(f"\r{' ' * 100}\r")
 
 
-def probe_backends(cfg: SweepConfig) -> Dict[str, str]:
-    """Run every (variant, backend) once on a tiny array; ``{"variant/backend": reason}`` of failures."""
-    bad: Dict[str, str] = {}
-    for vname in cfg.variants:
-        v = VARIANTS[vname]
-        for dtype in cfg.dtypes:
-            x = np.linspace(-1, 1, 1 << 12, dtype=dtype)
-            case = make_case(v, x, x.copy(), cfg.rate, cfg.seed, cfg.torch)
-            for bname, build in builders(v, cfg.torch is not None).items():
-                key = f"{vname}/{bname}"
-                if key in bad or (cfg.backends is not None and bname not in cfg.backends):
-                    continue
-                try:
-                    k = build(case)
-                    k.forward()
-                    k.backward()
-                except Exception as exc:  # a variant a backend cannot do: say why, time the others
-                    bad[key] = f"{type(exc).__name__}: {exc}"
-    return bad
-
-
 def _candidates(cell: Cell, x: np.ndarray, g: np.ndarray, cfg: SweepConfig) -> Tuple[List[timing.Candidate], list]:
     v = VARIANTS[cell.variant]
     case: Case = make_case(v, x, g, cfg.rate, cfg.seed, cfg.torch)
     cands, keep = [], []
     for bname, build in builders(v, cfg.torch is not None).items():
-        if (cfg.backends is not None and bname not in cfg.backends) or f"{v.name}/{bname}" in cfg.unavailable:
+        if cfg.backends is not None and bname not in cfg.backends:
             continue
-        try:
+        try:  # one call first: a backward needs its forward's state (dropkit regenerates its noise)
             k = build(case)
+            k.forward()
             if cell.direction == "backward":
-                k.forward()  # what a mask-keeping backend's backward needs; dropkit regenerates its noise
-        except Exception as exc:  # e.g. out of memory at a large size: skip this backend here
+                k.backward()
+        except Exception as exc:  # a variant a backend cannot do, out of memory...: say why, time the others
             cfg.skipped.append({"what": f"{v.name}/{bname} {cell.direction} {cell.dtype} n={log2(cell.size)}",
                                 "reason": f"{type(exc).__name__}: {exc}"})
             continue

@@ -1,17 +1,13 @@
 """Interleaved, adaptive timing.
 
-Contenders are never timed one after the other in long stretches on a shared machine: every
-*round* takes one sample of each, in a rotating order, so slow drifts of the machine hit all of
-them alike and the per-round ratios ``a_i / b_i`` of two contenders are paired. One sample is
-``number`` back-to-back calls (enough to last ``min_sample_time``) divided by ``number``, with
-the garbage collector off.
-
-Adaptive repeats (:func:`run_rounds`): after ``min_rounds`` rounds, a cell stops as soon as the
-confidence interval of every ratio it is asked about is within ``±tol`` of the ratio (*tight*),
-or when its deadline passes (*budget*), or after ``max_rounds`` (*max-rounds*). The interval
-(:func:`ratio_ci`) is the distribution-free one of the median of the per-round ratios: order
-statistics ``k`` and ``n + 1 - k`` with ``k`` the largest for which the binomial coverage is at
-least ``CONFIDENCE`` (min and max when ``n`` is too small for that).
+A *round* takes one sample of each contender, in a rotating order, so that slow drifts of a
+shared machine hit all of them alike and the per-round ratios of two contenders are paired. A
+sample is ``number`` back-to-back calls (lasting ``min_sample_time``) divided by ``number``, with
+the garbage collector off. :func:`run_rounds` stops a cell when the interval of every ratio it is
+asked about is within ``+-tol`` of the ratio (*tight*), past its deadline (*budget*) or after
+``max_rounds``; the interval (:func:`ratio_ci`) is the distribution-free one of the median of the
+per-round ratios: order statistics ``k`` and ``n + 1 - k``, ``k`` the largest whose binomial
+coverage is at least ``CONFIDENCE`` (min and max when ``n`` is too small for that).
 """
 
 from __future__ import annotations
