@@ -4,7 +4,7 @@
     python bench/compare.py OLD/results.json NEW/results.json [--backend dropkit]
 
 For every cell both runs measured, prints the backend's median in each and new/old (below 1 is
-faster). Both files are ``dropkit-bench/1`` JSON written by ``python -m dropkit.bench``; the
+faster). Both files are ``dropkit-bench/1`` or ``/2`` JSON written by ``python -m dropkit.bench``; the
 machines and loads may differ, so compare runs made on the same machine.
 """
 
@@ -17,8 +17,8 @@ import sys
 def _cells(path, backend):
     with open(path, encoding="utf-8") as fh:
         doc = json.load(fh)
-    if doc.get("schema") != "dropkit-bench/1":
-        sys.exit(f"{path}: not a dropkit-bench/1 file (schema {doc.get('schema')!r})")
+    if doc.get("schema") not in ("dropkit-bench/1", "dropkit-bench/2"):
+        sys.exit(f"{path}: not a dropkit-bench JSON file (schema {doc.get('schema')!r})")
     return {
         (r["variant"], r["direction"], r["dtype"], r["threads"], r["size"]): statistics.median(r["samples_s"])
         for r in doc["results"]

@@ -1,13 +1,10 @@
 """dropkit's benchmark: ``python -m dropkit.bench`` (see ``--help``).
 
-Times forward and backward of every registered variant (:mod:`dropkit.bench.variants`) against
-dropkit's NumPy reference, a tuned pure-NumPy formulation, the seeds' own code
-(:mod:`dropkit.bench.baselines`) and PyTorch when it imports, next to the streaming limit
-``np.multiply(x, 2.0, out=y)``; writes a table, a JSON file and a PNG plot; measures peak memory;
-and reports the core's performance targets (``--targets``).
-
-Nothing here is imported by ``import dropkit``; the submodules import lazily so that
-``python -m dropkit.bench.memory`` (the memory child process) starts clean.
+Times forward and backward of every variant of dropkit's variant registry against a tuned
+pure-NumPy formulation and PyTorch when it imports (``torch.nn.functional`` and
+:mod:`dropkit.torch`), next to ``np.multiply(x, 2.0, out=y)``, with adaptive interleaved repeats;
+prints a summary, writes full tables, JSON and a picture; ``--targets`` reports the performance
+targets. Nothing here is imported by ``import dropkit``.
 """
 
 from typing import Optional, Sequence

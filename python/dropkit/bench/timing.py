@@ -1,9 +1,13 @@
-"""Interleaved timing: warm-up, calibration, rounds A, B, C, A, B, C..., medians and spread.
+"""Interleaved, adaptive timing.
 
-The machine the benchmark runs on is shared and noisy, so contenders are never timed one after
-the other in long stretches: every round takes one sample of each, in a rotating order, and the
-statistics are medians. One sample is ``number`` back-to-back calls (enough to last
-``min_sample_time``) divided by ``number``; the garbage collector is off while it runs.
+A *round* takes one sample of each contender, in a rotating order, so that slow drifts of a
+shared machine hit all of them alike and the per-round ratios of two contenders are paired. A
+sample is ``number`` back-to-back calls (lasting ``min_sample_time``) divided by ``number``, with
+the garbage collector off. :func:`run_rounds` stops a cell when the interval of every ratio it is
+asked about is within ``+-tol`` of the ratio (*tight*), past its deadline (*budget*) or after
+``max_rounds``; the interval (:func:`ratio_ci`) is the distribution-free one of the median of the
+per-round ratios: order statistics ``k`` and ``n + 1 - k``, ``k`` the largest whose binomial
+coverage is at least ``CONFIDENCE`` (min and max when ``n`` is too small for that).
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import math
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["Candidate", "Measurement", "measure_interleaved", "median", "summarize"]
+__all__ = ["Candidate", "Measurement", "measure_interleaved", "run_rounds", "ratio_ci", "median", "summarize",
+           "CONFIDENCE"]
 
 _clock = time.perf_counter
+CONFIDENCE = 0.9
 
 
 @dataclass
@@ -35,11 +41,10 @@ class Measurement:
     samples: List[float] = field(default_factory=list)  # seconds per call, one per round
     number: int = 1  # calls per sample
     warmup_calls: int = 0
-    repeats_target: int = 0
 
 
 def median(samples: Sequence[float]) -> float:
-    """The statistic every table is built on (``statistics.median``), exposed so tests can redo it."""
+    """The statistic every table is built on (``statistics.median``)."""
     return float(statistics.median(samples))
 
 
@@ -47,26 +52,29 @@ def summarize(samples: Sequence[float]) -> Dict[str, float]:
     """Median, quartiles, extremes and the relative spread ``(q3 - q1) / median`` of ``samples``."""
     s = sorted(samples)
     med = median(s)
-    if len(s) >= 2:
-        q1, _, q3 = statistics.quantiles(s, n=4, method="inclusive")
-    else:
-        q1 = q3 = s[0]
-    return {
-        "median_s": med,
-        "q1_s": float(q1),
-        "q3_s": float(q3),
-        "min_s": float(s[0]),
-        "max_s": float(s[-1]),
-        "spread_rel": float((q3 - q1) / med) if med > 0 else 0.0,
-    }
+    q1, _, q3 = statistics.quantiles(s, n=4, method="inclusive") if len(s) >= 2 else (s[0], 0, s[0])
+    return {"median_s": med, "q1_s": float(q1), "q3_s": float(q3), "min_s": float(s[0]), "max_s": float(s[-1]),
+            "spread_rel": float((q3 - q1) / med) if med > 0 else 0.0}
+
+
+def ratio_ci(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> Tuple[float, float, float]:
+    """``(median(a) / median(b), lo, hi)``: the ratio of medians and the distribution-free interval
+    of the median of the paired per-round ratios ``a[i] / b[i]`` (see the module docstring)."""
+    q = sorted(x / y for x, y in zip(a, b))
+    n = len(q)
+    k = 1
+    for j in range(2, n // 2 + 1):  # P(Binomial(n, 1/2) <= j - 1) on each side
+        tail = sum(math.comb(n, i) for i in range(j)) / 2**n
+        if 1 - 2 * tail < confidence:
+            break
+        k = j
+    return median(a) / median(b), q[k - 1], q[n - k]
 
 
 def _run_sample(c: Candidate, number: int, settle: float = 0.0) -> float:
     if c.pre is not None:
         c.pre()
-    if settle > 0:
-        # Let the thread pools of the previous candidate (another OpenMP runtime, say torch's)
-        # stop spinning, so they do not steal cores from this one.
+    if settle > 0:  # an untimed pause first (the targets' "after idle" rows)
         time.sleep(settle)
     fn = c.fn
     gc_was_on = gc.isenabled()
@@ -82,57 +90,70 @@ def _run_sample(c: Candidate, number: int, settle: float = 0.0) -> float:
     return (t1 - t0) / number
 
 
-def measure_interleaved(
-    candidates: Sequence[Candidate],
-    *,
-    repeats: int,
-    warmup: int = 1,
-    min_sample_time: float = 0.002,
-    max_time_per_candidate: Optional[float] = None,
-    min_repeats: int = 3,
-    max_number: int = 1_000_000,
-    settle: float = 0.0,
-    warmup_time: float = 0.0,
-) -> Dict[str, Measurement]:
-    """Time every candidate in interleaved rounds; return a :class:`Measurement` per name.
-
-    1. Warm-up: untimed calls of each candidate (first-touch of outputs, lazy initialisation,
-       caches, idle cores and thread pools waking up): at least ``warmup`` calls and, if
-       ``warmup_time`` is set, until that many seconds have passed.
-    2. Calibration: one timed call, then a timed block of calls if that was short, gives the
-       per-call cost, hence ``number`` (calls per sample) so a sample lasts ``min_sample_time``.
-    3. Rounds: round ``r`` takes one sample of each candidate, starting at candidate
-       ``r mod k`` so none is always first. A candidate whose samples would cost more than
-       ``max_time_per_candidate`` in all stops after ``max(min_repeats, ...)`` samples.
-       With ``settle`` > 0, each sample is preceded by an untimed sleep of that many seconds.
-    """
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    gc.collect()
-    results: Dict[str, Measurement] = {}
+def calibrate(candidates: Sequence[Candidate], *, warmup: int = 1, warmup_time: float = 0.0,
+              min_sample_time: float = 0.001, max_number: int = 1_000_000) -> Dict[str, Measurement]:
+    """Warm every candidate up (``warmup`` calls, and ``warmup_time`` seconds if set; first-touch of
+    outputs, lazy initialisation, caches), then time one call (and a block of calls if that was
+    short) to choose ``number``, the calls per sample, so that a sample lasts ``min_sample_time``."""
+    out: Dict[str, Measurement] = {}
     for c in candidates:
         if c.pre is not None:
             c.pre()
-        t_end = _clock() + warmup_time
-        done = 0
+        t_end, done = _clock() + warmup_time, 0
         while done < warmup or (done > 0 and _clock() < t_end):
             c.fn()
             done += 1
         per_call = _run_sample(c, 1)
         if per_call * 20 < min_sample_time:
-            block = max(1, min(max_number, int(0.25 * min_sample_time / max(per_call, 1e-9))))
-            per_call = _run_sample(c, block)
+            per_call = _run_sample(c, max(1, min(max_number, int(0.25 * min_sample_time / max(per_call, 1e-9)))))
         number = max(1, min(max_number, math.ceil(min_sample_time / max(per_call, 1e-9))))
-        target = repeats
-        if max_time_per_candidate is not None and per_call * number * repeats > max_time_per_candidate:
-            target = max(min(min_repeats, repeats), int(max_time_per_candidate / (per_call * number)))
-        results[c.name] = Measurement(c.name, [], number, done, target)
+        out[c.name] = Measurement(c.name, [], number, done)
+    return out
 
+
+def one_round(candidates: Sequence[Candidate], meas: Dict[str, Measurement], r: int, settle: float = 0.0) -> None:
+    """Round ``r``: one sample of each candidate, starting at candidate ``r mod k``."""
     k = len(candidates)
-    for r in range(max((m.repeats_target for m in results.values()), default=0)):
-        for j in range(k):
-            c = candidates[(r + j) % k]
-            m = results[c.name]
-            if len(m.samples) < m.repeats_target:
-                m.samples.append(_run_sample(c, m.number, settle))
-    return results
+    for j in range(k):
+        c = candidates[(r + j) % k]
+        meas[c.name].samples.append(_run_sample(c, meas[c.name].number, settle))
+
+
+def measure_interleaved(candidates: Sequence[Candidate], *, repeats: int, warmup: int = 1,
+                        warmup_time: float = 0.0, min_sample_time: float = 0.002, max_number: int = 1_000_000,
+                        settle: float = 0.0) -> Dict[str, Measurement]:
+    """Calibrate, then exactly ``repeats`` interleaved rounds (the targets report's timing); with
+    ``settle`` > 0 every sample follows an untimed sleep of that many seconds."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    gc.collect()
+    meas = calibrate(candidates, warmup=warmup, warmup_time=warmup_time, min_sample_time=min_sample_time,
+                     max_number=max_number)
+    for r in range(repeats):
+        one_round(candidates, meas, r, settle)
+    return meas
+
+
+def widest(meas: Dict[str, Measurement], pairs: Sequence[Tuple[str, str]]) -> float:
+    """The largest relative half-width ``(hi - lo) / 2 / ratio`` over ``pairs`` (0 without pairs)."""
+    w = 0.0
+    for a, b in pairs:
+        value, lo, hi = ratio_ci(meas[a].samples, meas[b].samples)
+        w = max(w, (hi - lo) / 2 / value if value > 0 else math.inf)
+    return w
+
+
+def run_rounds(candidates: Sequence[Candidate], meas: Dict[str, Measurement], pairs: Sequence[Tuple[str, str]], *,
+               min_rounds: int, max_rounds: int, tol: float, deadline: Optional[float]) -> str:
+    """Add rounds to ``meas`` until the cell is tight, its deadline (a ``_clock()`` time) has passed
+    or it has ``max_rounds``; at least ``min_rounds`` in all. Returns why it stopped."""
+    while True:
+        r = min((len(m.samples) for m in meas.values()), default=0)
+        if r >= min_rounds:
+            if pairs and widest(meas, pairs) <= tol:
+                return "tight"
+            if r >= max_rounds:
+                return "max-rounds"
+            if deadline is not None and _clock() >= deadline:
+                return "budget"
+        one_round(candidates, meas, r)
