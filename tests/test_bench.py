@@ -202,6 +202,8 @@ def test_kept_for_backward(run: Dict[str, Any]) -> None:
         assert row["dropkit"] < 0.01, name
         if "noise_shape" in VARIANTS[name].params((64, 32, 4, 4), 0.5) or name == "feature-alpha":
             assert 0 < row["numpy"] < 1, name
+        elif VARIANTS[name].family == "additive":  # x + noise: the backward is the identity, nothing kept
+            assert row["numpy"] < 0.01, name
         elif name in contenders.NUMPY:
             assert row["numpy"] >= 1, name
         if row.get("dropkit-torch") is not None:

@@ -11,8 +11,11 @@ everything that iterates over :data:`VARIANTS` picks it up.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
+
+import numpy as np
 
 from . import variants as _v
 from ._api import dropout, dropout_backward
@@ -84,98 +87,81 @@ def get(name: str) -> Variant:
         raise KeyError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}") from None
 
 
-# ---- layouts ------------------------------------------------------------------------------
+# ---- layouts and typical parameters ------------------------------------------------------
 
 
-def flat(n: int) -> Shape:
-    return (n,)
+def _layout(n: int, inner: Tuple[int, ...]) -> Tuple[int, ...]:
+    """``(batch,) + inner`` holding exactly ``n`` elements; inner sizes shrink (gcd) when ``n`` is small."""
+    dims, rest = [], n
+    for d in reversed(inner):
+        g = math.gcd(rest, d)
+        dims.insert(0, g)
+        rest //= g
+    return (rest, *dims)
 
 
-def _maps(rank: int) -> Callable[[int], Shape]:
-    """``(N, C, *spatial)`` with 8x8 (1-D: 64) feature maps, or smaller ones for small ``n``."""
-
-    def shape(n: int) -> Shape:
-        side = 8 if rank > 1 else 64
-        per_map = side ** rank if rank > 1 else side
-        if n < 4 * per_map:
-            side, per_map = 2, 2 ** rank
-        nc = max(1, n // per_map)
-        c = min(16, nc)
-        return (max(1, nc // c), c) + (side,) * rank
-
-    return shape
+def _rate(**extra: Any) -> Callable[[Shape, float], Dict[str, Any]]:
+    return lambda shape, rate: {"rate": rate, **extra}
 
 
-def sequence(n: int) -> Shape:
-    """``(batch, time, features)`` with 32 features."""
-    f = 32 if n >= 32 * 8 else 4
-    rest = max(1, n // f)
-    t = min(16, rest)
-    return (max(1, rest // t), t, f)
-
-
-def rows(n: int) -> Shape:
-    """``(batch, features)`` with 64 features."""
-    f = 64 if n >= 64 * 4 else 4
-    return (max(1, n // f), f)
-
-
-# ---- parameters ---------------------------------------------------------------------------
-
-
-def _rate(shape: Shape, rate: float) -> Dict[str, Any]:
-    return {"rate": rate}
-
-
-def _noise(axes: Callable[[Shape], Tuple[Any, ...]]) -> Callable[[Shape, float], Dict[str, Any]]:
-    return lambda shape, rate: {"rate": rate, "noise_shape": axes(shape)}
+def _noise(fn: Callable[[Shape], Shape]) -> Callable[[Shape, float], Dict[str, Any]]:
+    return lambda shape, rate: {"rate": rate, "noise_shape": fn(shape)}
 
 
 def _feature_rates(shape: Shape, rate: float) -> Dict[str, Any]:
-    import numpy as np
-
-    f = shape[-1]
-    return {"rate": np.linspace(rate / 2, min(0.95, rate * 1.5), f)}
+    r = np.clip(rate * np.linspace(0.5, 1.5, shape[-1]), 0.0, 0.99)  # 0.5x..1.5x of rate per feature
+    r.setflags(write=False)
+    return {"rate": r}
 
 
 def _concrete(shape: Shape, rate: float) -> Dict[str, Any]:
-    import math
-
     return {"logit": math.log(rate) - math.log1p(-rate), "temperature": 0.1}
 
 
-def _channels(shape: Shape) -> Tuple[Any, ...]:
-    return tuple(shape[:2]) + (1,) * (len(shape) - 2)
+def _channels(s: Shape) -> Shape:
+    return tuple(s[:2]) + (1,) * (len(s) - 2)  # (N, C, 1, ...)
 
 
-register(Variant("dropout", "standard inverted dropout (PyTorch, Keras)", "bernoulli", dropout, dropout_backward,
-                 _rate, flat, layer="Dropout", torch_name="dropout", keras_name="Dropout"))
-register(Variant("dropout-classic", "classic dropout (Srivastava et al.): unscaled in training", "bernoulli",
-                 dropout, dropout_backward, lambda shape, rate: {"rate": rate, "inverted": False}, flat,
-                 layer="Dropout"))
-for _rank in (1, 2, 3):
-    register(Variant(f"spatial{_rank}d", f"whole channels of (N, C, {'x'.join('LHW'[-_rank:] if _rank < 3 else 'DHW')}) maps",
-                     "bernoulli", _v.dropout_nd, _v.dropout_nd_backward, _noise(_channels), _maps(_rank),
-                     layer=f"SpatialDropout{_rank}D", torch_name=f"dropout{_rank}d",
-                     keras_name=f"SpatialDropout{_rank}D"))
-register(Variant("temporal", "one mask per sequence, shared over time (Gal & Ghahramani)", "bernoulli",
-                 _v.dropout_nd, _v.dropout_nd_backward, _noise(lambda s: (s[0], 1, s[2])), sequence,
-                 layer="TemporalDropout"))
-register(Variant("droppath", "whole samples (stochastic depth)", "bernoulli", _v.dropout_nd,
-                 _v.dropout_nd_backward, _noise(lambda s: (s[0],) + (1,) * (len(s) - 1)), rows, layer="DropPath"))
-register(Variant("feature-rates", "a rate per feature (last axis)", "bernoulli", dropout, dropout_backward,
-                 _feature_rates, rows, layer="AdaptiveDropout"))
-register(Variant("gaussian", "multiplicative Gaussian noise N(1, rate / (1 - rate))", "gaussian",
-                 _v.gaussian_dropout, _v.gaussian_dropout_backward, _rate, flat, layer="GaussianDropout",
-                 keras_name="GaussianDropout"))
-register(Variant("alpha", "alpha dropout for SELU networks", "alpha", _v.alpha_dropout, _v.alpha_dropout_backward,
-                 _rate, flat, layer="AlphaDropout", torch_name="alpha_dropout", keras_name="AlphaDropout"))
-register(Variant("feature-alpha", "alpha dropout of whole channels", "alpha", _v.feature_alpha_dropout,
-                 _v.feature_alpha_dropout_backward, _rate, _maps(2), layer="FeatureAlphaDropout",
-                 torch_name="feature_alpha_dropout"))
-register(Variant("concrete", "relaxed Bernoulli mask with a learnable rate (Gal et al. 2017)", "concrete",
-                 _v.concrete_dropout, _v.concrete_dropout_backward, _concrete, flat, backward_needs_x=True,
-                 layer="ConcreteDropout"))
-register(Variant("gaussian-noise", "additive zero-mean Gaussian noise (Keras GaussianNoise)", "additive",
-                 _v.gaussian_noise, _v.gaussian_noise_backward, lambda shape, rate: {"stddev": rate}, flat,
-                 layer="GaussianNoise", keras_name="GaussianNoise"))
+def _flat(n: int) -> Shape:
+    return (n,)
+
+
+_nd, _ndb = _v.dropout_nd, _v.dropout_nd_backward
+
+for _entry in (
+    Variant("dropout", "standard inverted dropout: kept x / (1 - rate), dropped 0", "bernoulli",
+            dropout, dropout_backward, _rate(), _flat, layer="Dropout", torch_name="dropout", keras_name="Dropout"),
+    Variant("dropout-classic", "classic dropout (inverted=False): kept x unscaled", "bernoulli",
+            dropout, dropout_backward, _rate(inverted=False), _flat, layer="Dropout"),
+    Variant("spatial1d", "whole channels of (N, C, L)", "bernoulli", _nd, _ndb, _noise(_channels),
+            lambda n: _layout(n, (32, 256)), layer="SpatialDropout1D", torch_name="dropout1d",
+            keras_name="SpatialDropout1D"),
+    Variant("spatial2d", "whole channels of (N, C, H, W)", "bernoulli", _nd, _ndb, _noise(_channels),
+            lambda n: _layout(n, (32, 16, 16)), layer="SpatialDropout2D", torch_name="dropout2d",
+            keras_name="SpatialDropout2D"),
+    Variant("spatial3d", "whole channels of (N, C, D, H, W)", "bernoulli", _nd, _ndb, _noise(_channels),
+            lambda n: _layout(n, (32, 4, 8, 8)), layer="SpatialDropout3D", torch_name="dropout3d",
+            keras_name="SpatialDropout3D"),
+    Variant("temporal", "one mask for every time step of (batch, time, features)", "bernoulli", _nd, _ndb,
+            _noise(lambda s: (s[0], 1, s[2])), lambda n: _layout(n, (64, 256)), layer="TemporalDropout"),
+    Variant("droppath", "stochastic depth: one value per sample of (N, tokens, width)", "bernoulli", _nd, _ndb,
+            _noise(lambda s: (s[0],) + (1,) * (len(s) - 1)), lambda n: _layout(n, (64, 256)), layer="DropPath"),
+    Variant("feature-rates", "a rate per feature of (batch, 1024)", "bernoulli", _nd, _ndb, _feature_rates,
+            lambda n: _layout(n, (1024,)), layer="AdaptiveDropout"),
+    Variant("gaussian", "x * (1 + sigma * eps), sigma = sqrt(rate / (1 - rate))", "gaussian",
+            _v.gaussian_dropout, _v.gaussian_dropout_backward, _rate(), _flat, layer="GaussianDropout",
+            torch_name="gaussian_dropout", keras_name="GaussianDropout"),
+    Variant("gaussian-noise", "additive zero-mean Gaussian noise x + stddev * eps (Keras GaussianNoise)",
+            "additive", _v.gaussian_noise, _v.gaussian_noise_backward,
+            lambda shape, rate: {"stddev": rate}, _flat, layer="GaussianNoise", keras_name="GaussianNoise"),
+    Variant("alpha", "alpha dropout (SELU): kept a*x + b, dropped a*alpha' + b", "alpha",
+            _v.alpha_dropout, _v.alpha_dropout_backward, _rate(), _flat, layer="AlphaDropout",
+            torch_name="alpha_dropout", keras_name="AlphaDropout"),
+    Variant("feature-alpha", "alpha dropout of whole channels of (N, C, H, W)", "alpha",
+            _v.feature_alpha_dropout, _v.feature_alpha_dropout_backward, _rate(),
+            lambda n: _layout(n, (32, 16, 16)), layer="FeatureAlphaDropout", torch_name="feature_alpha_dropout"),
+    Variant("concrete", "concrete dropout, temperature 0.1: x * (1 - z) / (1 - p)", "concrete",
+            _v.concrete_dropout, _v.concrete_dropout_backward, _concrete, _flat,
+            backward_needs_x=True, layer="ConcreteDropout"),
+):
+    register(_entry)

@@ -15,8 +15,7 @@ from typing import Any, Callable, Dict, NamedTuple, Optional
 
 import numpy as np
 
-# TEMPORARY (until dropkit._registry lands on main): becomes `from dropkit._registry import VARIANTS`.
-from ._registry_shim import VARIANTS
+from .._registry import VARIANTS
 
 __all__ = ["VARIANTS", "BACKENDS", "TORCH_BACKENDS", "STREAM", "Case", "Kernels", "make_case", "builders"]
 
@@ -123,6 +122,7 @@ TORCH: Dict[str, Callable[[Any, Any, Case], Any]] = {
     "droppath": _torch_drop_path,
     "feature-rates": _torch_rates,
     "gaussian": lambda torch, xr, c: xr * (1 + math.sqrt(c.rate / (1 - c.rate)) * torch.randn_like(xr)),
+    "gaussian-noise": lambda torch, xr, c: xr + c.params["stddev"] * torch.randn_like(xr),
     "alpha": _torch_fn("alpha_dropout"),
     "feature-alpha": _torch_fn("feature_alpha_dropout"),
     "concrete": _torch_concrete,
@@ -188,8 +188,27 @@ def _numpy_gaussian(c: Case) -> Kernels:
     return _kept_multiplier(c, make)
 
 
+def _numpy_gaussian_noise(c: Case) -> Kernels:
+    """``x + stddev * N(0, 1)``; the backward is the identity (a copy into the output buffer)."""
+    gen, s, y, dx = np.random.Generator(np.random.SFC64(c.seed)), np.float32(c.params["stddev"]), _out(c, c.x), \
+        _out(c, c.grad)
+
+    def forward() -> np.ndarray:
+        n = gen.standard_normal(c.x.shape, dtype=np.float32)
+        n *= s
+        return np.add(c.x, n, out=y)
+
+    def backward() -> np.ndarray:
+        if dx is None:
+            return c.grad.copy()
+        np.copyto(dx, c.grad)
+        return dx
+
+    return Kernels(forward, backward)
+
+
 def _numpy_alpha(c: Case, channels: bool) -> Kernels:
-    from ..reference._variants import alpha_constants  # noqa: PLC0415  (the same constants)
+    from .._params import alpha_constants  # noqa: PLC0415  (the same constants)
 
     bg, x, y, dx = np.random.SFC64(c.seed), c.x, _out(c, c.x), _out(c, c.grad)
     a, b, fill = (x.dtype.type(v) for v in alpha_constants(c.rate))
@@ -234,6 +253,7 @@ NUMPY: Dict[str, Callable[[Case], Kernels]] = {
     **{k: _numpy_bernoulli for k in ("dropout", "dropout-classic", "spatial1d", "spatial2d", "spatial3d",
                                      "temporal", "droppath", "feature-rates")},
     "gaussian": _numpy_gaussian,
+    "gaussian-noise": _numpy_gaussian_noise,
     "alpha": lambda c: _numpy_alpha(c, channels=False),
     "feature-alpha": lambda c: _numpy_alpha(c, channels=True),
     "concrete": _numpy_concrete,
