@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 from typing import Any, Optional, Tuple
 
 import numpy as np
@@ -41,50 +42,87 @@ _DATA_FORMATS = ("channels_first", "channels_last")
 # --------------------------------------------------------------------------------------------
 
 
-def _dilate_axis(a: np.ndarray, axis: int, k: int, size: int) -> np.ndarray:
+_SCRATCH = threading.local()
+
+
+def _scratch(slot: str, n: int) -> np.ndarray:
+    """A bool work buffer of ``n`` elements, kept per thread and per slot between calls.
+
+    Fresh large allocations cost a page fault per 4 KiB on first touch (more than the work on
+    them here), so the max filter reuses its buffers. Their contents never outlive a call: every
+    element read is written first in the same call. Freed by :func:`_clear_scratch`.
+    """
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None:
+        bufs = _SCRATCH.bufs = {}
+    b = bufs.get(slot)
+    if b is None or b.size < n:
+        b = bufs[slot] = np.empty(max(n, 1), dtype=bool)
+    return b[:n]
+
+
+def _clear_scratch() -> None:
+    """Free this thread's work buffers (they are re-made at the next call)."""
+    _SCRATCH.bufs = {}
+
+
+def _dilate_axis(a: np.ndarray, axis: int, k: int, size: int, slot: str) -> np.ndarray:
     """Sliding OR along ``axis`` from anchors to the map (docs/rng.md §17.5).
 
-    ``a`` holds, along ``axis``, the ``size - k + 1`` anchors ``c - floor(k/2)`` of the valid
-    centres; the result (length ``size``) is True at ``i`` when an anchor in ``[i - k + 1, i]`` is.
-    Padding with ``k - 1`` False on both sides makes it a window OR of width ``k``, computed by
-    doubling the width (``log2 k`` passes) and one final OR of two overlapping windows.
+    ``a`` (C-contiguous bool) holds, along ``axis``, the ``size - k + 1`` anchors
+    ``c - floor(k/2)`` of the valid centres; the result (C-contiguous, length ``size`` along
+    ``axis``) is True at ``i`` when an anchor in ``[i - k + 1, i]`` is. Each line along ``axis`` is
+    padded with ``k - 1`` False on both sides (length ``L = size + k - 1``), which makes it a window
+    OR of width ``k``: the width is doubled ``floor(log2 k)`` times, then two overlapping windows
+    are combined. The doubling runs on the flat buffer with shifts of ``w * inner`` elements, so
+    every pass is one long contiguous loop; a window that runs past the end of its line reads the
+    next line, but only at indices ``> L - w`` that are never used (the final windows end at
+    ``L - 1``).
     """
     if k == 1:
         return a
-    shape = list(a.shape)
-    shape[axis] = size + k - 1
-    p = np.zeros(shape, dtype=bool)
-    ix = [slice(None)] * a.ndim
-    ix[axis] = slice(k - 1, k - 1 + a.shape[axis])
-    p[tuple(ix)] = a
-
-    def cut(arr, lo, hi):
-        sl = [slice(None)] * arr.ndim
-        sl[axis] = slice(lo, hi)
-        return arr[tuple(sl)]
-
+    outer = math.prod(a.shape[:axis])
+    inner = math.prod(a.shape[axis + 1:])
+    length = size + k - 1
+    v = a.shape[axis]
+    p = _scratch(slot + "p", outer * length * inner).reshape(outer, length, inner)
+    p[:, :k - 1, :] = False
+    p[:, k - 1 + v:, :] = False
+    p[:, k - 1:k - 1 + v, :] = a.reshape(outer, v, inner)
+    flat, tmp = p.reshape(-1), _scratch(slot + "t", p.size)
     w = 1
-    while 2 * w <= k:  # p[i] = OR of the original p[i .. i + w - 1], after each step w doubles
-        n = p.shape[axis]
-        p = np.logical_or(cut(p, 0, n - w), cut(p, w, n))
+    while 2 * w <= k:  # flat[i] = OR of the padded line over [i, i + w - 1], w doubling
+        sh = w * inner
+        np.logical_or(flat[:flat.size - sh], flat[sh:], out=tmp[:flat.size - sh])
+        flat, tmp = tmp, flat
         w *= 2
-    return np.logical_or(cut(p, 0, size), cut(p, k - w, k - w + size))
+    r = flat.reshape(outer, length, inner)
+    res = _scratch(slot + "r", outer * size * inner).reshape(outer, size, inner)
+    np.logical_or(r[:, :size, :], r[:, k - w:k - w + size, :], out=res)
+    shape = list(a.shape)
+    shape[axis] = size
+    return res.reshape(shape)
 
 
 def _dropped_fast(noise_shape: Tuple[int, ...], k: Tuple[int, ...], t: int, seed: int, offset: int,
                   threads: int, simd: str) -> np.ndarray:
-    """Dropped mask (bool, ``noise_shape``) of §17.4-17.5: seeds from the core, separable max filter."""
+    """Dropped mask (bool, ``noise_shape``) of §17.4-17.5: seeds from the core, separable max filter.
+
+    The result may be a view of a work buffer: valid until the next call on this thread.
+    """
     spatial = noise_shape[2:]
     valid = tuple(slice(kd // 2, s - (kd - 1) // 2) for s, kd in zip(spatial, k))
+    ashape = noise_shape[:2] + tuple(s - kd + 1 for s, kd in zip(spatial, k))
+    anchors = _scratch("a", math.prod(ashape)).reshape(ashape)
     if t >= _TWO32:  # every valid centre is a seed
-        anchors = np.ones(noise_shape[:2] + tuple(s - kd + 1 for s, kd in zip(spatial, k)), dtype=bool)
+        anchors[...] = True
     else:
-        bits = np.empty(math.prod(noise_shape), dtype=np.uint8)
+        bits = _scratch("b", math.prod(noise_shape)).view(np.uint8)
         _core.bernoulli_mask(bits, bits.size, t, seed, offset, False, threads, simd)  # 1 = kept
-        anchors = bits.reshape(noise_shape)[(slice(None), slice(None)) + valid] == 0
+        np.logical_not(bits.reshape(noise_shape)[(slice(None), slice(None)) + valid].view(bool), out=anchors)
     d = anchors
     for ax in range(len(spatial) - 1, -1, -1):  # the box is a product of intervals: axis by axis
-        d = _dilate_axis(d, ax + 2, k[ax], spatial[ax])
+        d = _dilate_axis(d, ax + 2, k[ax], spatial[ax], "d%d" % (ax % 2))
     return d
 
 
