@@ -8,7 +8,7 @@ element is stored: ``backward`` regenerates the mask of the last forward from
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
