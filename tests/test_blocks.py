@@ -534,3 +534,25 @@ def test_torch_drop_block_compiles_to_one_graph():
     assert np.array_equal(y2.detach().numpy(), blocks.drop_block(h, 0.2, 3, seed=6, offset=600))
     y2.sum().backward()
     assert conv.weight.grad is not None
+
+
+@pytest.mark.parametrize("shape,k,batchwise,last", [((3, 4, 20, 21), (5, 5), False, False),
+                                                    ((2, 19, 23, 3), (4, 7), True, True),
+                                                    ((2, 3, 50), (8,), False, False),
+                                                    ((1, 2, 6, 7, 8), (3, 2, 5), False, False)])
+@pytest.mark.parametrize("t", [round(0.05 * TWO32), TWO32])
+def test_numpy_twin_of_the_kernel_equals_reference(shape, k, batchwise, last, t):
+    """dropkit.blocks.drop_block_apply (the NumPy twin used when the core has no kernel or for
+    more than 3 spatial axes) against the reference, same arguments."""
+    from dropkit.reference import _blocks as refb
+
+    x = np.random.default_rng(16).standard_normal(shape).astype(np.float32)
+    a = blocks.drop_block_apply(x, np.empty_like(x), t, k, 3, 11, batchwise, last)
+    b = refb.drop_block_apply(x, np.empty_like(x), t, k, 3, 11, batchwise, last)
+    assert_same_bits(a, b)
+
+
+def test_four_spatial_axes_core_equals_reference():
+    x = np.random.default_rng(17).standard_normal((2, 2, 4, 5, 6, 7)).astype(np.float32)
+    assert_same_bits(blocks.drop_block(x, 0.4, 3, seed=2, backend="core"),
+                     blocks.drop_block(x, 0.4, 3, seed=2, backend="numpy"))

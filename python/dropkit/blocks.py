@@ -9,8 +9,9 @@ dropout applied to a weight array with its own ``(seed, offset)``.
 Every function is a pure function of its arguments: ``(seed, offset)`` name the stream
 positions, nothing per element is stored for backward (each ``*_backward`` regenerates the
 mask). ``backend="numpy"`` runs :mod:`dropkit.reference._blocks`, written from the document;
-``backend="core"`` draws the seeds with the C++ core's Bernoulli kernel (``bernoulli_mask``) and
-does the max filter, the count and the apply with vectorised NumPy: the same bits.
+``backend="core"`` runs the C++ kernel ``dropkit._core.drop_block_apply`` (``cpp/core/dropblock.cpp``)
+for 1 to 3 spatial axes, and for more axes :func:`drop_block_apply` below (the core's Bernoulli
+kernel for the seeds, the max filter, count and apply in vectorised NumPy): the same bits.
 """
 from __future__ import annotations
 
@@ -156,9 +157,11 @@ def drop_block_apply(x: np.ndarray, out: np.ndarray, threshold: int, k, seed: in
 # --------------------------------------------------------------------------------------------
 
 
-def _kernel(backend: Optional[str]):
+def _kernel(backend: Optional[str], ndim: int):
+    """The C++ kernel (1 to 3 spatial axes), else this module's NumPy twin; the reference for "numpy"."""
     if _runtime.backend_name(backend) == "core":
-        return getattr(_core, "drop_block_apply", drop_block_apply)
+        f = getattr(_core, "drop_block_apply", None)
+        return f if f is not None and ndim <= 5 else drop_block_apply
     return _refb.drop_block_apply
 
 
@@ -222,7 +225,8 @@ def _apply(a, t, k, s, o, bw, last, out, backend):
         y = out
         if y is not src and np.may_share_memory(src, y) and src.ctypes.data != y.ctypes.data:
             src = src.copy()
-    return _kernel(backend)(src, y, t, k, s, o, bw, last, _runtime.get_num_threads(), _runtime.simd_target())
+    return _kernel(backend, a.ndim)(src, y, t, list(k), s, o, bw, last, _runtime.get_num_threads(),
+                                    _runtime.simd_target())
 
 
 def drop_block_noise_size(shape, *, data_format="channels_first", batchwise=False) -> int:
