@@ -42,5 +42,6 @@ void register_dropout(py::module_& m);
 void register_runtime(py::module_& m);
 void register_variants(py::module_& m);
 void register_fast(py::module_& m);
+void register_dropblock(py::module_& m);
 
 }  // namespace dropkit::py_bind

@@ -8,4 +8,5 @@ PYBIND11_MODULE(_core, m) {
     dropkit::py_bind::register_dropout(m);
     dropkit::py_bind::register_variants(m);
     dropkit::py_bind::register_fast(m);
+    dropkit::py_bind::register_dropblock(m);
 }

@@ -17,6 +17,8 @@ from .variant_layers import (AdaptiveDropout, AlphaDropout, ConcreteDropout, Cur
                              FeatureAlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D,
                              SpatialDropout3D, TemporalDropout)
 from . import reference
+from .blocks import drop_block, drop_block_backward, drop_block_mask, drop_connect, drop_connect_backward
+from .block_layers import DropBlock1D, DropBlock2D, DropBlock3D
 
 __version__: str = _core.__version__
 STREAM_VERSION: int = _core.STREAM_VERSION
@@ -61,4 +63,12 @@ __all__ = [
     "set_num_threads",
     "set_simd_target",
     "simd_target",
+    "DropBlock1D",
+    "DropBlock2D",
+    "DropBlock3D",
+    "drop_block",
+    "drop_block_backward",
+    "drop_block_mask",
+    "drop_connect",
+    "drop_connect_backward",
 ]

@@ -11,6 +11,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import _validate
+from ..blocks import drop_connect, drop_connect_backward
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -229,6 +230,11 @@ class DenseLayer(_Weighted):
         Seed of the weight initialisation.
     dtype : float32 (default) or float64
         Dtype of the weights; inputs of another dtype are cast to it.
+    dropconnect : float, default 0
+        DropConnect rate (docs/rng.md §18): in training, ``y = x @ drop_connect(W) + b`` with a fresh
+        weight mask per forward (``dropconnect_position`` advances by ``W.size``); backward
+        regenerates it (nothing stored). ``dropconnect_seed`` (default: the layer's ``seed``) keys
+        the mask stream.
 
     Attributes
     ----------
@@ -239,10 +245,13 @@ class DenseLayer(_Weighted):
     """
 
     def __init__(self, input_size, output_size, *, activation=None, init="he", l1_reg=0.0, l2_reg=0.0,
-                 use_bias=True, seed=None, dtype=np.float32):
+                 use_bias=True, seed=None, dtype=np.float32, dropconnect=0.0, dropconnect_seed=None):
         self.input_size = None if input_size is None else _positive_int(input_size, "input_size")
         self.output_size = _positive_int(output_size, "output_size")
         self._setup(init, l1_reg, l2_reg, seed, dtype, use_bias, activation)
+        self.dropconnect = _validate.rate(dropconnect, "dropconnect")
+        self.dropconnect_seed = None if dropconnect_seed is None else _validate.uint64(dropconnect_seed, "dropconnect_seed")
+        self.dropconnect_position, self._dc_offset = 0, None
         if self.input_size is not None:
             self._build()
 
@@ -263,7 +272,12 @@ class DenseLayer(_Weighted):
         if a.shape[1] != self.input_size:
             raise ValueError(f"DenseLayer expects {self.input_size} input features, got shape {a.shape}")
         self._x = a
-        y = a @ self.W
+        self._dc_offset = None
+        w = self.W
+        if self.dropconnect and self._mode(training):  # a fresh weight mask (docs/rng.md §18)
+            self._dc_offset, self.dropconnect_position = self.dropconnect_position, self.dropconnect_position + w.size
+            w = drop_connect(w, self.dropconnect, seed=self._dc_seed(), offset=self._dc_offset)
+        y = a @ w
         if self.b is not None:
             y += self.b
         return y if self._act is None else self._act.forward(y, training)
@@ -277,10 +291,23 @@ class DenseLayer(_Weighted):
         if g.shape != (x.shape[0], self.output_size):
             raise ValueError(f"grad must have shape {(x.shape[0], self.output_size)}, got {g.shape}")
         np.matmul(x.T, g, out=self.dW)
+        w = self.W
+        if self._dc_offset is not None:  # the forward's weight mask, regenerated
+            kw = dict(seed=self._dc_seed(), offset=self._dc_offset)
+            drop_connect_backward(self.dW, self.dropconnect, out=self.dW, **kw)
+            w = drop_connect(w, self.dropconnect, **kw)
         self._add_reg_grad()
         if self.b is not None:
             g.sum(axis=0, out=self.db)
-        return g @ self.W.T
+        return g @ w.T
+
+    def _dc_seed(self) -> int:
+        return self.seed if self.dropconnect_seed is None else self.dropconnect_seed
+
+    def reseed(self, seed) -> None:
+        """As :meth:`_Weighted.reseed`; the DropConnect stream restarts at position 0."""
+        super().reseed(seed)
+        self.dropconnect_position = 0
 
 
 class Dense(DenseLayer):
