@@ -23,24 +23,14 @@ import numpy as np
 
 import dropkit
 from dropkit import blocks
+from dropkit.bench import contenders
 
 
 def timm_drop_block_2d(x, drop_prob, block_size, gamma_scale=1.0):
-    """timm's drop_block_2d formula (fast=False, with_noise=False, not in place, not batchwise)."""
+    """timm's drop_block_2d formula (the benchmark's baseline, dropkit.bench.contenders)."""
     import torch
-    import torch.nn.functional as F
 
-    _, _, h, w = x.shape
-    k = min(block_size, w, h)
-    gamma = gamma_scale * drop_prob * (w * h) / k ** 2 / ((w - block_size + 1) * (h - block_size + 1))
-    hi = torch.arange(h).view(h, 1)
-    wi = torch.arange(w).view(1, w)
-    valid = ((hi >= k // 2) & (hi < h - (k - 1) // 2) & (wi >= k // 2) & (wi < w - (k - 1) // 2))
-    valid = valid.view(1, 1, h, w).to(x.dtype)
-    keep = ((2 - gamma - valid + torch.rand_like(x)) >= 1).to(x.dtype)
-    keep = -F.max_pool2d(-keep, kernel_size=k, stride=1, padding=k // 2)
-    scale = (keep.numel() / keep.to(torch.float32).sum().add(1e-7)).to(x.dtype)
-    return x * keep * scale
+    return contenders.timm_drop_block_2d(torch, x, drop_prob, block_size, gamma_scale)
 
 
 def timm_drop_block_fast_2d(x, drop_prob, block_size, gamma_scale=1.0):

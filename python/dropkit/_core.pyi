@@ -81,3 +81,7 @@ def gaussian_noise_apply(
     x: np.ndarray, out: np.ndarray, stddev: float, seed: int, offset: int,
     pstrides: Sequence[int] | None = None, threads: int = -1, simd: str = "",
 ) -> np.ndarray: ...
+def drop_block_apply(
+    x: np.ndarray, out: np.ndarray, threshold: int, k: Sequence[int], seed: int, offset: int, batchwise: bool,
+    channels_last: bool, threads: int = -1, simd: str = "",
+) -> np.ndarray: ...

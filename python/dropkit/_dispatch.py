@@ -6,6 +6,7 @@ Nothing here validates user input: the public functions have done that.
 """
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 from typing import Any, Callable, Optional, Tuple
 
@@ -28,13 +29,12 @@ def kernels(backend: Optional[str]) -> ModuleType:
     return twin
 
 
-def kernel(name: str, backend: Optional[str]) -> Callable[..., Any]:
-    """The variant kernel ``name`` of the call's backend (``dropkit._core`` or its NumPy twin)."""
+def kernel(name: str, backend: Optional[str], twin: str = "_variants") -> Callable[..., Any]:
+    """The kernel ``name`` of the call's backend: ``dropkit._core``'s, or its NumPy twin in
+    ``dropkit.reference.<twin>`` (the "numpy" backend)."""
     if _runtime.backend_name(backend) == "core":
         return getattr(_core, name)
-    from .reference import _variants as twin  # the "numpy" backend
-
-    return getattr(twin, name)
+    return getattr(importlib.import_module(f"dropkit.reference.{twin}"), name)
 
 
 def run(name: str, backend: Optional[str], *args: Any) -> Any:

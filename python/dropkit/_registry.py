@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import numpy as np
 
 from . import variants as _v
+from . import blocks as _b
 from ._api import dropout, dropout_backward
 
 __all__ = ["Variant", "VARIANTS", "register", "get"]
@@ -160,6 +161,9 @@ for _entry in (
     Variant("feature-alpha", "alpha dropout of whole channels of (N, C, H, W)", "alpha",
             _v.feature_alpha_dropout, _v.feature_alpha_dropout_backward, _rate(),
             lambda n: _layout(n, (32, 16, 16)), layer="FeatureAlphaDropout", torch_name="feature_alpha_dropout"),
+    Variant("dropblock2d", "DropBlock: 5x5 blocks of (N, C, H, W) maps (Ghiasi et al. 2018, timm)", "block",
+            _b.drop_block, _b.drop_block_backward, lambda shape, rate: {"rate": rate, "block_size": 5},
+            lambda n: _layout(n, (32, 16, 16)), layer="DropBlock2D"),
     Variant("concrete", "concrete dropout, temperature 0.1: x * (1 - z) / (1 - p)", "concrete",
             _v.concrete_dropout, _v.concrete_dropout_backward, _concrete, _flat,
             backward_needs_x=True, layer="ConcreteDropout"),

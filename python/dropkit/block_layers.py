@@ -12,9 +12,8 @@ from typing import Optional
 
 import numpy as np
 
-from . import _runtime, _validate, blocks
+from . import _params, _runtime, _validate, blocks
 from .layers import resolve_seed
-from .reference import _blocks as _refb
 
 __all__ = ["DropBlock1D", "DropBlock2D", "DropBlock3D"]
 
@@ -28,7 +27,7 @@ class _DropBlock:
     def __init__(self, rate=0.1, block_size=7, data_format="channels_first", *, gamma_scale=1.0,
                  batchwise=False, seed=None, backend=None):
         self.rate = _validate.rate(rate)
-        _refb.block_sizes((1 << 62,) * self._dims, block_size)  # checked now (clipped per input later)
+        _params.block_sizes((1 << 62,) * self._dims, block_size)  # checked now (clipped per input later)
         self.block_size = block_size
         blocks._data_format(data_format)
         self.data_format = data_format

@@ -22,8 +22,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from . import _api, _core, _runtime, _validate
-from .reference import _blocks as _refb
+from . import _api, _core, _dispatch, _params, _runtime, _validate
 
 __all__ = [
     "drop_block",
@@ -140,7 +139,7 @@ def drop_block_apply(x: np.ndarray, out: np.ndarray, threshold: int, k, seed: in
                             _runtime.get_num_threads() if threads is None else threads,
                             _runtime.simd_target() if simd is None else simd)
     total = dropped.size
-    scale = _refb.block_scale(total, total - int(np.count_nonzero(dropped)), x.dtype)
+    scale = _params.block_scale(total, total - int(np.count_nonzero(dropped)), x.dtype)
     dx = np.moveaxis(dropped, 1, -1) if channels_last else dropped
     dx = np.broadcast_to(dx, x.shape)
     with np.errstate(all="ignore"):  # overflow to inf and NaN propagation are the IEEE results
@@ -162,7 +161,7 @@ def _kernel(backend: Optional[str], ndim: int):
     if _runtime.backend_name(backend) == "core":
         f = getattr(_core, "drop_block_apply", None)
         return f if f is not None and ndim <= 5 else drop_block_apply
-    return _refb.drop_block_apply
+    return _dispatch.kernel("drop_block_apply", "numpy", twin="_blocks")
 
 
 def _data_format(value: Any) -> bool:
@@ -208,16 +207,16 @@ def _setup(shape, rate, block_size, offset, data_format, gamma_scale, batchwise,
     _validate.span(o, n)
     spatial = cf[2:]
     if 0 in cf:  # nothing to drop; block_size still checked against a map of size >= 1
-        _refb.block_sizes(tuple(max(s, 1) for s in spatial), block_size)
+        _params.block_sizes(tuple(max(s, 1) for s in spatial), block_size)
         return 0, (1,) * len(spatial), o, bw, last, n
-    k = _refb.block_sizes(spatial, block_size)
-    _, t = _refb.seed_threshold(spatial, k, r, g)
+    k = _params.block_sizes(spatial, block_size)
+    _, t = _params.seed_threshold(spatial, k, r, g)
     return t, k, o, bw, last, n
 
 
 def _apply(a, t, k, s, o, bw, last, out, backend):
     if t == 0 or a.size == 0:  # §17.7: identity, no stream read
-        return _api._identity(a, out)
+        return _dispatch.identity(a, out)
     src = a if a.flags.c_contiguous and a.flags.aligned else np.array(a, order="C")
     if out is None:
         y = np.empty(a.shape, dtype=a.dtype)
@@ -322,7 +321,7 @@ def drop_block(x, rate, block_size, *, seed, offset=0, data_format="channels_fir
     out = _validate.out_array(out, a)
     t, k, o, bw, last, _n = _setup(a.shape, rate, block_size, offset, data_format, gamma_scale, batchwise, "x")
     if not training:
-        return _api._identity(a, out)
+        return _dispatch.identity(a, out)
     return _apply(a, t, k, s, o, bw, last, out, backend)
 
 

@@ -37,7 +37,6 @@ from torch.nn.utils import parametrize
 
 from . import _validate, blocks
 from . import torch as _dt
-from .reference import _blocks as _refb
 
 __all__ = ["DropBlock2d", "DropConnect", "drop_block_2d", "register_drop_connect"]
 

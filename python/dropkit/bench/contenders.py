@@ -111,7 +111,26 @@ def _torch_drop_path(torch: Any, xr: Any, c: Case) -> Any:  # timm's drop_path
     return xr * xr.new_empty((xr.shape[0],) + (1,) * (xr.ndim - 1)).bernoulli_(keep).div_(keep)
 
 
+def timm_drop_block_2d(torch: Any, x: Any, drop_prob: float, block_size: int, gamma_scale: float = 1.0) -> Any:
+    """timm's ``drop_block_2d`` formula (``timm/layers/drop.py``, huggingface/pytorch-image-models;
+    fast=False, with_noise=False, not in place, not batchwise), written with torch ops: the valid-centre
+    clip mask, uniform noise against ``gamma``, ``-max_pool2d(-mask)``, ``numel / (sum + 1e-7)``."""
+    F = torch.nn.functional
+    _, _, h, w = x.shape
+    k = min(block_size, w, h)
+    gamma = gamma_scale * drop_prob * (w * h) / k ** 2 / ((w - block_size + 1) * (h - block_size + 1))
+    hi = torch.arange(h).view(h, 1)
+    wi = torch.arange(w).view(1, w)
+    valid = ((hi >= k // 2) & (hi < h - (k - 1) // 2) & (wi >= k // 2) & (wi < w - (k - 1) // 2))
+    valid = valid.view(1, 1, h, w).to(x.dtype)
+    keep = ((2 - gamma - valid + torch.rand_like(x)) >= 1).to(x.dtype)
+    keep = -F.max_pool2d(-keep, kernel_size=k, stride=1, padding=k // 2)
+    scale = (keep.numel() / keep.to(torch.float32).sum().add(1e-7)).to(x.dtype)
+    return x * keep * scale
+
+
 TORCH: Dict[str, Callable[[Any, Any, Case], Any]] = {
+    "dropblock2d": lambda torch, xr, c: timm_drop_block_2d(torch, xr, c.rate, c.params["block_size"]),
     "dropout": _torch_fn("dropout"),
     "dropout-classic": lambda torch, xr, c: xr * torch.empty_like(xr).bernoulli_(1.0 - c.rate),
     "spatial1d": _torch_fn("dropout1d"),
@@ -249,7 +268,39 @@ def _numpy_concrete(c: Case) -> Kernels:
     return _kept_multiplier(c, make)
 
 
+def _numpy_dropblock(c: Case) -> Kernels:
+    """timm's DropBlock in NumPy: uniform seeds below ``gamma`` at the valid centres, each grown to a
+    ``k x k`` block by a separable OR of shifted copies, kept values scaled by ``numel / kept``."""
+    gen, x = np.random.Generator(np.random.SFC64(c.seed)), c.x
+    h, w = x.shape[-2:]
+    k = min(c.params["block_size"], h, w)
+    gamma = c.rate * (h * w) / k ** 2 / ((w - k + 1) * (h - k + 1))
+    lo, hi = k // 2, (k - 1) - k // 2  # a seed at i drops i - lo .. i + hi (timm's max_pool for odd k)
+
+    def grow(a: np.ndarray, axis: int) -> np.ndarray:
+        out = a.copy()
+        n = a.shape[axis]
+        for d in range(-hi, lo + 1):  # out[j] |= a[j + d]
+            if d == 0:
+                continue
+            src = [slice(None)] * a.ndim
+            dst = [slice(None)] * a.ndim
+            src[axis], dst[axis] = (slice(d, n), slice(0, n - d)) if d > 0 else (slice(0, n + d), slice(-d, n))
+            out[tuple(dst)] |= a[tuple(src)]
+        return out
+
+    def make() -> np.ndarray:
+        seeds = np.zeros(x.shape, bool)
+        seeds[..., lo:h - hi, lo:w - hi] = gen.random(x.shape[:-2] + (h - k + 1, w - k + 1), dtype=np.float32) < gamma
+        keep = ~grow(grow(seeds, -2), -1)
+        kept = int(np.count_nonzero(keep))
+        return keep * x.dtype.type(keep.size / kept if kept else 0.0)
+
+    return _kept_multiplier(c, make)
+
+
 NUMPY: Dict[str, Callable[[Case], Kernels]] = {
+    "dropblock2d": _numpy_dropblock,
     **{k: _numpy_bernoulli for k in ("dropout", "dropout-classic", "spatial1d", "spatial2d", "spatial3d",
                                      "temporal", "droppath", "feature-rates")},
     "gaussian": _numpy_gaussian,

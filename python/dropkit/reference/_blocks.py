@@ -23,6 +23,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._params import block_scale, block_sizes, seed_threshold
 from . import _kernels
 from ._variants import bernoulli_keep_at
 
@@ -38,68 +39,6 @@ __all__ = [
 _TWO32 = 1 << 32
 _TWO53 = 1 << 53
 _TWO64 = 1 << 64
-
-
-def block_sizes(spatial: Sequence[int], block_size: object) -> Tuple[int, ...]:
-    """Clipped block size ``k_d`` per spatial axis (section 17.2).
-
-    Parameters
-    ----------
-    spatial : sequence of int
-        ``(S_1, ..., S_D)``, each at least 1.
-    block_size : int or sequence of int
-        An integer ``b`` (a square / cube: ``k_d = min(b, S_1, ..., S_D)``, timm's
-        ``clipped_block_size``) or one integer per spatial axis (``k_d = min(b_d, S_d)``).
-
-    Returns
-    -------
-    tuple of int
-
-    Raises
-    ------
-    TypeError
-        ``block_size`` not an integer or a sequence of integers (bools refused).
-    ValueError
-        An entry below 1, or a sequence of another length than ``D``.
-    """
-    spatial = tuple(int(s) for s in spatial)
-    if isinstance(block_size, (bool, np.bool_)):
-        raise TypeError(f"block_size must be a positive integer or a sequence of them, got {block_size!r}")
-    if isinstance(block_size, numbers.Integral):
-        b = int(block_size)
-        if b < 1:
-            raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-        k = min((b,) + spatial)
-        return (k,) * len(spatial)
-    if isinstance(block_size, (str, bytes)) or not isinstance(block_size, (Sequence, np.ndarray)):
-        raise TypeError(f"block_size must be a positive integer or a sequence of them, got {block_size!r}")
-    entries = tuple(block_size)
-    if len(entries) != len(spatial):
-        raise ValueError(f"block_size must have {len(spatial)} entries (one per spatial axis), got {block_size!r}")
-    out = []
-    for b, s in zip(entries, spatial):
-        if isinstance(b, (bool, np.bool_)) or not isinstance(b, numbers.Integral):
-            raise TypeError(f"block_size entries must be positive integers, got {block_size!r}")
-        if int(b) < 1:
-            raise ValueError(f"block_size entries must be positive integers, got {block_size!r}")
-        out.append(min(int(b), s))
-    return tuple(out)
-
-
-def seed_threshold(spatial: Sequence[int], k: Sequence[int], rate: float, gamma_scale: float) -> Tuple[float, int]:
-    """``(gamma, t)`` of section 17.3.
-
-    ``gamma = (((gamma_scale * rate) * M) / K) / V`` in binary64, left to right, with the integers
-    ``M = prod S_d``, ``K = prod k_d``, ``V = prod (S_d - k_d + 1)``;
-    ``t = round_half_even(min(gamma, 1) * 2**32)``.
-    """
-    m = math.prod(spatial)
-    kk = math.prod(k)
-    v = math.prod(s - kd + 1 for s, kd in zip(spatial, k))
-    if m >= _TWO53:
-        raise ValueError(f"the feature map must have fewer than 2**53 elements, got {m}")
-    gamma = float(gamma_scale) * float(rate) * m / kk / v  # Python: float op int converts exactly
-    return gamma, round(min(gamma, 1.0) * _TWO32)
 
 
 def valid_centres(spatial: Sequence[int], k: Sequence[int]) -> np.ndarray:
@@ -159,12 +98,6 @@ def drop_block_keep(noise_shape: Sequence[int], k: Sequence[int], threshold: int
             src.append(slice(lo + dd, hi + dd))
         dropped[tuple(dst)] |= seeds[tuple(src)]
     return ~dropped
-
-
-def block_scale(total: int, kept: int, dtype: object):
-    """``T / kept`` (the exact quotient rounded to binary64), rounded to the compute type; 0 if kept = 0 (17.6)."""
-    ct = np.float64 if np.dtype(dtype) == np.float64 else np.float32
-    return ct(0.0) if kept == 0 else ct(total / kept)
 
 
 def drop_block_apply(x: np.ndarray, out: np.ndarray, threshold: int, k: Sequence[int], seed: int,
