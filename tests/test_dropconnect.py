@@ -265,3 +265,27 @@ def test_torch_dropconnect_compiles():
     assert lin.parametrizations.weight[0].position == 15
     y.sum().backward()
     assert lin.parametrizations.weight.original.grad is not None
+
+
+def test_mc_predict_samples_dropconnect_one_forward_per_sample():
+    """Monte Carlo DropConnect (Wan et al. 2013 use the average over masks at test time): each of the
+    T samples draws its own weight mask, from the layer's DropConnect stream at consecutive
+    positions; a batched forward would share one mask, so it is refused; the state is restored."""
+    from dropkit import nn
+
+    rng = np.random.default_rng(0)
+    dense = nn.DenseLayer(5, 3, dropconnect=0.5, seed=4)
+    model = nn.Sequential([dense])
+    X = rng.standard_normal((6, 5)).astype(np.float32)
+    before = (dense.dropconnect_seed, dense.dropconnect_position)
+    res = nn.mc_predict(model, X, samples=4, seed=3, return_samples=True)
+    assert (dense.dropconnect_seed, dense.dropconnect_position) == before
+    child = int(np.random.SeedSequence(3).spawn(1)[0].generate_state(1, np.uint64)[0])
+    for t in range(4):  # sample t by hand: the weight mask at positions t * W.size onwards
+        w = dropkit.dropout(dense.W, 0.5, seed=child, offset=t * dense.W.size)
+        logits = X @ w + dense.b
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        np.testing.assert_allclose(res.samples[t], p / p.sum(1, keepdims=True), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(res.samples[0], res.samples[1])
+    with pytest.raises(ValueError, match="DropConnect"):
+        nn.mc_predict(model, X, samples=2, batched=True)

@@ -91,6 +91,16 @@ def test_cnn_and_profile_tiny(tmp_path, capsys):
         assert 0 < float(row[3].rstrip("%")) < 100
 
 
+def test_blocks_tiny(tmp_path, capsys):
+    """DropBlock on MNIST and DropConnect on digits, each with and without, and the mask picture."""
+    assert cli.main(["blocks", "--tiny", "--out", str(tmp_path), "--mnist", str(MNIST_DIR)]) == 0
+    out = capsys.readouterr().out
+    for label in ("MNIST CNN, no DropBlock", "MNIST CNN, DropBlock2D(0.1, 3)", "digits MLP, no DropConnect",
+                  "digits MLP, dropconnect=0.5"):
+        assert label in out
+    assert _png_ok(tmp_path / "blocks.png")
+
+
 def test_unknown_example():
     from dropkit import examples
     with pytest.raises(ValueError, match="name must be one of"):

@@ -2,7 +2,8 @@
 
 Names: ``overfitting`` (seed 002: with and without dropout, inverted vs classic), ``variants``
 (every dropout variant on one task), ``cnn`` (the seed's MNIST CNN), ``mc`` (Monte Carlo dropout:
-accuracy vs uncertainty, reliability), ``profile`` (share of an epoch spent in dropout).
+accuracy vs uncertainty, reliability), ``profile`` (share of an epoch spent in dropout),
+``blocks`` (DropBlock on MNIST and DropConnect on digits, with and without).
 Each prints a Markdown table and (except ``profile``) writes a PNG; ``--tiny`` runs in seconds.
 Needs the ``examples`` extra (scikit-learn, matplotlib).
 """
@@ -16,6 +17,7 @@ EXAMPLES = {
     "cnn": "cnn",
     "mc": "mc",
     "profile": "profile",
+    "blocks": "blocks",
 }
 
 

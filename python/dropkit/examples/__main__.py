@@ -20,7 +20,7 @@ def main(argv=None) -> int:
     names = [n for n in EXAMPLES] if a.name == "all" else [a.name]
     for name in names:
         kwargs = dict(out_dir=a.out, tiny=a.tiny, seed=a.seed, epochs=a.epochs)
-        if name in ("cnn", "profile"):
+        if name in ("cnn", "profile", "blocks"):
             kwargs["mnist"] = a.mnist
         run(name, **kwargs)
         print()

@@ -82,19 +82,28 @@ def mc_predict(model, X, samples=30, *, seed=None, batched=None, return_samples=
     if callable(getattr(model, "sync", None)):
         model.sync()  # trained ConcreteDropout logits into their layers
     saved = [(layer.seed, layer.position) for layer in layers if is_stochastic(layer)]
+    # DropConnect layers (Dense(dropconnect=...)) draw one weight mask per forward: MC sampling then
+    # needs one forward per sample, and their own stream (dropconnect_seed, dropconnect_position).
+    connect = [layer for layer in layers if getattr(layer, "dropconnect", 0)]
+    if connect and batched:
+        raise ValueError("batched=True cannot sample DropConnect: a batched forward draws one weight mask "
+                         "for every sample; use batched=False (the default picks it)")
+    saved_connect = [(layer.dropconnect_seed, layer.dropconnect_position) for layer in connect]
     if seed is not None:
         for layer, s in zip(layers, _child_seeds(seed, len(layers))):
             if is_stochastic(layer):
                 layer.seed, layer.position = s, 0
+            elif layer in connect:
+                layer.dropconnect_seed, layer.dropconnect_position = s, 0
 
     def run(x):
         for layer in layers:
-            x = layer.forward(x, is_stochastic(layer))
+            x = layer.forward(x, is_stochastic(layer) or layer in connect)
         return x
 
     try:
         if batched is None:
-            batched = X.nbytes * T <= max_batch_bytes
+            batched = not connect and X.nbytes * T <= max_batch_bytes
         if batched:
             logits = run(np.concatenate([X] * T, axis=0))
             logits = logits.reshape((T, len(X)) + logits.shape[1:])
@@ -104,6 +113,8 @@ def mc_predict(model, X, samples=30, *, seed=None, batched=None, return_samples=
         if seed is not None:
             for layer, (s, pos) in zip([la for la in layers if is_stochastic(la)], saved):
                 layer.seed, layer.position = s, pos
+            for layer, (s, pos) in zip(connect, saved_connect):
+                layer.dropconnect_seed, layer.dropconnect_position = s, pos
     probs = softmax(logits.astype(np.float64), axis=-1)
     mean = probs.mean(axis=0)
     ent = _entropy(mean)
