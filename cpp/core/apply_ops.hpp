@@ -140,9 +140,9 @@ inline void set_bits(std::uint8_t* bits, std::size_t j, std::size_t n) {
 // multipliers) expanded from its runs. One stream of whole-line stores: applying run by run
 // would mix ordinary and streaming stores in the lines where runs meet whenever a run boundary
 // is not 64-byte aligned (NumPy's large arrays are 16-byte aligned), and each such line then
-// costs a round trip to memory (5x np.multiply with AVX2 on runs of 256 floats). Every input is
+// costs a round trip to memory (docs/performance.md). Every input is
 // read, dropped or not: skipping the reads of dropped runs at random breaks the hardware
-// prefetcher's streams (1.7x np.multiply at rate 0.5 against 1.0x). The same IEEE operations as
+// prefetcher's streams (docs/performance.md). The same IEEE operations as
 // apply_const: `x * m` is the kept scale with s = m. Returns false (nothing done) for the
 // affine form and for float16 multipliers.
 template <class Isa, class T, class W>

@@ -73,8 +73,7 @@ struct Isa {
 
     // A loaded vector the compiler may not fold back into the masked multiply as a memory operand
     // (`vmulps (mem), zmm, zmm{k}{z}`): such a folded load is a masked load (it suppresses faults
-    // on masked-off lanes), which AMD Zen 5 runs far slower out of cache (issue 6: 1.8-2x
-    // np.multiply at 2^24, against 0.8-1.0x with a plain load).
+    // on masked-off lanes), which AMD Zen 5 runs far slower out of cache (docs/performance.md).
     template <class Vec>
     static Vec unfolded(Vec v) {
         asm("" : "+v"(v));

@@ -168,9 +168,8 @@ struct Pool {
         const std::uint64_t gen = generation = (generation + 1) & ((std::uint64_t{1} << (64 - kRemainingBits)) - 1);
         ticket.store((gen << kRemainingBits) | nchunks, std::memory_order_release);
         wake.fetch_add(1, std::memory_order_seq_cst);
-        // Waking a sleeper costs the caller a system call (3-16 us on a VM) and the worker arrives
-        // tens of microseconds later: worth it for long jobs, and for a burst of calls (the next
-        // ones find the worker awake). An isolated short call runs with the workers that happen
+        // Waking a sleeper costs the caller a system call and the worker arrives much later:
+        // worth it for long jobs, and for a burst of calls (the next ones find the worker awake). An isolated short call runs with the workers that happen
         // to be spinning, i.e. at the cost of one thread.
         const auto now = Clock::now();
         const bool burst = now - last_job < std::chrono::microseconds(kPoolBurstMicroseconds);

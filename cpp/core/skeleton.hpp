@@ -544,8 +544,7 @@ namespace DROPKIT_ISA_NS {
 // ---- continuous noise (stream kind 1, docs/rng.md sections 10-13) ---------------------------
 // Philox chains per continuous tile: the noise's long dependency chains (division, square root,
 // polynomials) want more independent calls in flight than the bit planes do. Four with AVX-512's
-// 32 registers (measured at 2^24, Gaussian: 4.6x -> 3.5-4.0x np.multiply; eight spill); the
-// planes' G with AVX2's 16.
+// 32 registers (eight spill; docs/performance.md); the planes' G with AVX2's 16.
 template <class Isa>
 inline constexpr int kContinuousG = Isa::W >= 16 ? 4 : Isa::G;
 
@@ -763,8 +762,8 @@ void rates_periodic_range(const T* x, T* y, std::size_t i0, std::size_t i1, cons
         std::int64_t r = (static_cast<std::int64_t>(i) - static_cast<std::int64_t>(in_tile) + pr.phase) % pr.period;
         if (r < 0) r += pr.period;
         const auto k0 = static_cast<std::size_t>(r >> 5);
-        // (no software prefetch of the tile's input, unlike apply_range: measured at 2^24 it cost
-        // 5-10% here, the hardware prefetcher alone does better)
+        // (no software prefetch of the tile's input, unlike apply_range: the hardware prefetcher
+        // alone does better here; docs/performance.md)
         keep_words_with_planes<Isa>(seed, (g - in_tile) >> kBlockBits, [&](int p, typename Isa::V (&tv)[4]) {
             for (int w = 0; w < 4; ++w) {
                 const std::size_t q = k0 + static_cast<std::size_t>(w);
