@@ -60,6 +60,7 @@ The core uses :func:`dropkit.get_num_threads` OpenMP threads, independent of
 """
 from __future__ import annotations
 
+import copy
 import math
 
 try:
@@ -67,8 +68,11 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without torch
     raise ImportError("dropkit.torch needs PyTorch: pip install 'dropkit[torch]'") from e
 
-from . import _validate
+import torch.autograd.forward_ad as _fwad
+
+from . import _api, _core, _runtime, _validate
 from . import variants as _variants
+from .reference import _variants as _refv
 
 __all__ = [
     "AlphaDropout",
@@ -79,6 +83,7 @@ __all__ = [
     "FeatureAlphaDropout",
     "GaussianDropout",
     "alpha_dropout",
+    "derive_seed",
     "dropout",
     "dropout1d",
     "dropout2d",
@@ -91,6 +96,7 @@ __all__ = [
 _TWO32 = 1 << 32
 _TWO63 = 1 << 63
 _TWO64 = 1 << 64
+_MASK64 = _TWO64 - 1
 
 #: dtypes the core reads in place; bfloat16 goes through float32 (a documented copy).
 _DIRECT = (torch.float16, torch.float32, torch.float64)
@@ -123,6 +129,11 @@ def seed_from(seed=None) -> int:
         Anything else (bool, float, a numpy Generator, ...).
     ValueError
         An int outside [0, 2**64).
+
+    Notes
+    -----
+    The functions and modules here do not call this with None: ``seed=None`` there draws a fresh
+    seed at every call (:func:`dropout`).
     """
     if seed is None or isinstance(seed, torch.Generator):
         lo, hi = torch.randint(0, _TWO32, (2,), dtype=torch.int64, generator=seed).tolist()
@@ -130,6 +141,41 @@ def seed_from(seed=None) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be None, an integer in [0, 2**64) or a torch.Generator, got {seed!r}")
     return _validate.uint64(seed, "seed")
+
+
+def _draw_seed() -> int:
+    """The per-call seed of ``seed=None``: one ``random_()`` of a 0-d int64 tensor from PyTorch's
+    default generator, in [0, 2**63). A compiled graph draws it with the same operation."""
+    return torch.empty((), dtype=torch.int64).random_().item()
+
+
+def _splitmix64(z: int) -> int:
+    z = (z + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def derive_seed(seed: int, index: int) -> int:
+    """The seed of the ``index``-th deep copy of a module seeded with ``seed``.
+
+    ``splitmix64(splitmix64(seed) ^ (index + 1))`` (Steele, Lea and Flood's SplitMix64 finalizer,
+    twice): a fixed function, so rebuilding a model (for example ``nn.TransformerEncoder``, which
+    deep-copies its layer ``num_layers`` times) gives its copies the same seeds again.
+
+    Parameters
+    ----------
+    seed : int
+        In [0, 2**64).
+    index : int
+        0 for the first copy made of a module, 1 for the second, ...
+
+    Returns
+    -------
+    int
+        In [0, 2**64).
+    """
+    return _splitmix64(_splitmix64(_validate.uint64(seed, "seed")) ^ (_validate.uint64(index, "index") + 1))
 
 
 def _signed(v: int) -> int:
@@ -142,57 +188,201 @@ def _unsigned(v: int) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
-# The operators: opaque to torch.compile, CPU only
+# The kernels: dropkit's compiled core on NumPy views of the tensors' memory
 # ------------------------------------------------------------------------------------------------
 
-#: kind -> (the NumPy API function computing it, the kind of its backward). Each function takes
-#: ``(x, rate, *, seed, offset, noise_shape, out)``; training forward and backward of standard and
-#: Gaussian dropout are one kernel (the noise applied to the values or to the gradient); alpha's
-#: backward is ``grad * a`` where kept, itself linear and its own backward.
-_KINDS = {
-    "dropout": (_variants.dropout_nd_backward, "dropout"),
-    "alpha": (_variants.alpha_dropout, "alpha_backward"),
-    "alpha_backward": (_variants.alpha_dropout_backward, "alpha_backward"),
-    "gaussian": (_variants.gaussian_dropout_backward, "gaussian"),
-}
+#: kind -> the kind of its backward (and of its forward-mode derivative): each kind is linear in
+#: x except alpha, whose derivative is ``a`` where kept and 0 where dropped ("alpha_backward").
+_BACKWARD = {"dropout": "dropout", "alpha": "alpha_backward", "alpha_backward": "alpha_backward",
+             "gaussian": "gaussian"}
+#: kinds that draw noise (a vmap in randomness="error" mode refuses them, as PyTorch's dropout).
+_RANDOM = frozenset(("dropout", "alpha", "gaussian"))
+
+_CONSTS: dict = {}
 
 
-def _noise_shape(shape, axes: int):
-    """None (noise of x's shape) for ``axes < 0``, else the first ``axes`` sizes then ones."""
-    return None if axes < 0 else tuple(shape[:axes]) + (1,) * (len(shape) - axes)
+def _consts(kind: str, p: float):
+    """(flat kernel or None, nd kernel, the constants before seed) of ``kind`` at rate ``p``, once."""
+    c = _CONSTS.get((kind, p))
+    if c is None:
+        t = _api.threshold(p)
+        if kind == "dropout":
+            args = (t, 0.0 if p == 1.0 else 1.0 / (1.0 - p))
+            c = (_core.bernoulli_apply, _core.bernoulli_apply_nd, args)
+        elif kind == "alpha_backward":
+            c = (_core.bernoulli_apply, _core.bernoulli_apply_nd, (t, _refv.alpha_constants(p)[0]))
+        elif kind == "alpha":
+            c = (None, _core.alpha_apply, (t,) + tuple(_refv.alpha_constants(p)))
+        elif kind == "gaussian":
+            c = (None, _core.gaussian_apply, (_refv.gaussian_sigma(p),))
+        else:  # pragma: no cover - internal
+            raise ValueError(f"unknown kind {kind!r}")
+        _CONSTS[(kind, p)] = c
+    return c
 
 
-def _noise_numel(shape, axes: int) -> int:
+def _noise_pstrides(shape, pos):
+    """Position strides (docs/rng.md §8.1) of an input of ``shape``: ``pos`` is -1 (noise of the
+    input's shape), ``k >= 0`` (noise of the first ``k`` axes, then ones) or a tuple of strides."""
+    if isinstance(pos, tuple):
+        return pos
+    k = len(shape) if pos < 0 else pos
+    ps, acc = [0] * len(shape), 1
+    for d in range(k - 1, -1, -1):
+        ps[d] = acc if shape[d] != 1 else 0
+        acc *= shape[d]
+    return tuple(ps)
+
+
+def _noise_numel(shape, pos) -> int:
     """Positions one call uses: prod(noise shape) (docs/rng.md §8.1, §8.3)."""
-    return math.prod(shape if axes < 0 else shape[:axes])
+    if isinstance(pos, tuple):
+        return 1 + sum((n - 1) * s for n, s in zip(shape, pos)) if 0 not in shape else 0
+    return math.prod(shape if pos < 0 else shape[:pos])
 
 
-def _run(src: torch.Tensor, dst: torch.Tensor, kind: str, p: float, seed: int, offset: torch.Tensor,
-         axes: int) -> None:
-    """``dst = kind(src)`` on contiguous CPU tensors of one dtype, through the NumPy API (core)."""
-    fn = _KINDS[kind][0]
-    o = _unsigned(int(offset))  # validated again by the call (positions below 2**64)
-    ns = _noise_shape(tuple(src.shape), axes)
-    if src.dtype == torch.bfloat16:  # NumPy has no bfloat16: float32 round trip (documented copy)
-        tmp = src.detach().float()
-        fn(tmp.numpy(), p, seed=_unsigned(seed), offset=o, noise_shape=ns, out=tmp.numpy())
-        dst.copy_(tmp)
-        return
-    fn(src.detach().numpy(), p, seed=_unsigned(seed), offset=o, noise_shape=ns, out=dst.detach().numpy())
+def _np(t: torch.Tensor):
+    return (t.detach() if t.requires_grad else t).numpy()
 
 
-# ``offset`` is a 0-d int64 tensor (the bit pattern of a position in [0, 2**64)) rather than an int:
-# a layer's position counter then lives in a buffer that a compiled graph advances in place, instead
-# of a Python int that torch.compile would specialise on, recompiling at every step.
+def _kernel(kind: str, p: float, seed: int, offset: int, src: torch.Tensor, dst: torch.Tensor, pos) -> None:
+    """``dst = kind(src)`` for C-contiguous tensors of one dtype and shape (``dst`` may be ``src``)."""
+    flat, nd, args = _consts(kind, p)
+    if pos == -1:
+        a, b = _np(src).reshape(-1), _np(dst).reshape(-1)
+        if flat is not None:
+            flat(a, b, *args, seed, offset, _runtime._threads, _runtime._simd)
+        else:
+            nd(a, b, *args, seed, offset, (1,), _runtime._threads, _runtime._simd)
+    else:
+        nd(_np(src), _np(dst), *args, seed, offset, _noise_pstrides(tuple(src.shape), pos),
+           _runtime._threads, _runtime._simd)
+
+
+def _compute(x: torch.Tensor, kind: str, p: float, seed: int, offset: int, pos, inplace: bool = False):
+    """``kind(x)`` with the noise at positions ``offset + pos(i)``: a new tensor with x's strides
+    when x is dense (contiguous, channels_last or any permutation), else a contiguous one; with
+    ``inplace`` the result is written into x and x returned. No autograd here."""
+    if x.numel() == 0:
+        return x if inplace else torch.empty_like(x)
+    if x.dtype == torch.bfloat16:  # NumPy has no bfloat16: through float32 (a documented copy)
+        y = _compute(x.float(), kind, p, seed, offset, pos, True).to(torch.bfloat16)
+        return x.copy_(y) if inplace else y
+    if x.is_contiguous():
+        y = x if inplace else torch.empty_like(x)  # (x's strides: contiguous)
+        _kernel(kind, p, seed, offset, x, y, pos)
+        return y
+    y = x if inplace else torch.empty_like(x)  # x's strides when x is dense and non-overlapping
+    if y.stride() == x.stride():
+        order = sorted(range(x.dim()), key=lambda d: -x.stride(d))
+        xs, ys = x.permute(order), y.permute(order)
+        if xs.is_contiguous():  # memory order: the positions follow the logical (C) order
+            ps = _noise_pstrides(tuple(x.shape), pos)
+            _kernel(kind, p, seed, offset, xs, ys, tuple(ps[d] for d in order))
+            return y
+    # Overlapping or with gaps (expanded, sliced): one copy into the result's buffer, then in place.
+    tmp = x.contiguous()
+    _kernel(kind, p, seed, offset, tmp, tmp, pos)
+    return x.copy_(tmp) if inplace else tmp
+
+
+# ------------------------------------------------------------------------------------------------
+# Autograd: a light torch.autograd.Function in eager mode, custom operators in compiled graphs
+# ------------------------------------------------------------------------------------------------
+
+
+def _linear(t: torch.Tensor, kind: str, p: float, seed: int, offset: int, pos, follow):
+    """The backward / tangent of ``kind``: ``_BACKWARD[kind]`` applied to ``t`` (differentiable
+    when needed: double backward, forward-over-reverse, functorch)."""
+    if torch._C._are_functorch_transforms_active():
+        return _NoiseF.apply(t, kind, p, seed, offset, pos, follow)
+    if (t.requires_grad and torch.is_grad_enabled()) or _fwad._current_level >= 0:
+        return _Noise.apply(t, kind, p, seed, offset, pos)
+    return _compute(t, kind, p, seed, offset, pos)
+
+
+class _Noise(torch.autograd.Function):
+    """Eager autograd: keeps ``(kind, p, seed, offset, pos)`` as Python numbers, no tensor."""
+
+    @staticmethod
+    def forward(ctx, x, kind, p, seed, offset, pos):
+        ctx.k = (_BACKWARD[kind], p, seed, offset, pos)
+        return _compute(x, kind, p, seed, offset, pos)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _linear(grad, *ctx.k, None), None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tangent, *_):
+        return _linear(tangent, *ctx.k, None)
+
+
+class _NoiseF(torch.autograd.Function):
+    """The same for torch.func (grad, jvp, vmap), which needs ``setup_context`` and a vmap rule.
+
+    ``follow`` (a linear kind's): None when the forward's input was batched by an enclosing vmap,
+    so the noise follows that vmap's ``randomness``; "same" when it was not (``jacrev`` and
+    ``jacfwd`` vmap the backward of one unbatched forward: one noise for every batch element).
+    """
+
+    @staticmethod
+    def forward(x, kind, p, seed, offset, pos, follow):
+        return _compute(x, kind, p, seed, offset, pos)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, kind, p, seed, offset, pos, follow = inputs
+        batched = torch._C._functorch.is_batchedtensor(x)
+        ctx.k = (_BACKWARD[kind], p, seed, offset, pos, follow if batched else "same")
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _linear(grad, *ctx.k), None, None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tangent, *_):
+        return _linear(tangent, *ctx.k)
+
+    @staticmethod
+    def vmap(info, in_dims, x, kind, p, seed, offset, pos, follow):
+        mode = follow or info.randomness
+        if kind in _RANDOM and mode == "error":
+            raise RuntimeError(
+                f"vmap: dropkit.torch's {kind} noise is a random operation and vmap runs in "
+                f"randomness='error' mode (its default, as for PyTorch's own dropout): pass "
+                f"randomness='different' (independent noise per batch element) or 'same' (one "
+                f"noise for all) to torch.func.vmap, or apply the dropout outside vmap")
+        if mode not in ("same", "different"):  # a linear kind under randomness='error'
+            mode = "same"
+        bdim = in_dims[0]
+        if bdim is None:
+            if mode == "same":
+                return _NoiseF.apply(x, kind, p, seed, offset, pos, follow), None
+            x, bdim = x.expand(info.batch_size, *x.shape), 0
+        xb = x.movedim(bdim, 0)
+        sample = tuple(xb.shape[1:])
+        ps = _noise_pstrides(sample, pos)
+        lead = _noise_numel(sample, ps) if mode == "different" else 0
+        return _NoiseF.apply(xb, kind, p, seed, offset, (lead,) + ps, follow), 0
+
+
+# The operators of compiled graphs (torch.compile, torch.export) and of torch.jit.trace: opaque
+# custom operators with a fake kernel and a registered autograd formula. ``offset`` is a 0-d int64
+# tensor (the bit pattern of a position in [0, 2**64)): a layer's counter then lives in a buffer
+# that a compiled graph advances in place, instead of a Python int that torch.compile would
+# specialise on, recompiling at every step. ``seeded_apply`` takes the seed as such a tensor
+# instead (``seed=None``: a seed drawn in the graph), with offset 0.
+
+def _op_run(x: torch.Tensor, kind: str, p: float, seed: int, offset: int, axes: int, inplace: bool):
+    return _compute(x, kind, p, _unsigned(seed), _unsigned(offset), axes, inplace)
 
 
 @torch.library.custom_op("dropkit::dropout_apply", mutates_args=(), device_types="cpu")
 def _dropout_apply(x: torch.Tensor, p: float, seed: int, offset: torch.Tensor) -> torch.Tensor:
     """``keep ? x / (1 - p) : +0`` for a contiguous CPU tensor; seed (int) and offset (0-d int64
     tensor) hold the two's-complement bit patterns of values in [0, 2**64)."""
-    y = torch.empty_like(x, memory_format=torch.contiguous_format)
-    _run(x, y, "dropout", p, seed, offset, -1)
-    return y
+    return _op_run(x.contiguous(), "dropout", p, seed, int(offset), -1, False)
 
 
 @_dropout_apply.register_fake
@@ -203,7 +393,7 @@ def _(x, p, seed, offset):
 @torch.library.custom_op("dropkit::dropout_apply_", mutates_args=("x",), device_types="cpu")
 def _dropout_apply_(x: torch.Tensor, p: float, seed: int, offset: torch.Tensor) -> None:
     """In-place :func:`_dropout_apply` on a contiguous CPU tensor."""
-    _run(x, x, "dropout", p, seed, offset, -1)
+    _op_run(x, "dropout", p, seed, int(offset), -1, True)
 
 
 @_dropout_apply_.register_fake
@@ -214,11 +404,9 @@ def _(x, p, seed, offset):
 @torch.library.custom_op("dropkit::variant_apply", mutates_args=(), device_types="cpu")
 def _variant_apply(x: torch.Tensor, kind: str, p: float, seed: int, offset: torch.Tensor,
                    axes: int) -> torch.Tensor:
-    """A variant (``kind`` of :data:`_KINDS`) of a contiguous CPU tensor whose noise has the shape
-    of x's first ``axes`` axes followed by ones (all of x's axes when ``axes`` is -1)."""
-    y = torch.empty_like(x, memory_format=torch.contiguous_format)
-    _run(x, y, kind, p, seed, offset, axes)
-    return y
+    """A variant (``kind`` of :data:`_BACKWARD`) of a contiguous CPU tensor whose noise has the
+    shape of x's first ``axes`` axes followed by ones (all of x's axes when ``axes`` is -1)."""
+    return _op_run(x.contiguous(), kind, p, seed, int(offset), axes, False)
 
 
 @_variant_apply.register_fake
@@ -230,7 +418,7 @@ def _(x, kind, p, seed, offset, axes):
 def _variant_apply_(x: torch.Tensor, kind: str, p: float, seed: int, offset: torch.Tensor,
                     axes: int) -> None:
     """In-place :func:`_variant_apply` on a contiguous CPU tensor."""
-    _run(x, x, kind, p, seed, offset, axes)
+    _op_run(x, kind, p, seed, int(offset), axes, True)
 
 
 @_variant_apply_.register_fake
@@ -238,11 +426,21 @@ def _(x, kind, p, seed, offset, axes):
     return None
 
 
-# The autograd formulas (PyTorch wraps each in a torch.autograd.Function). They keep only
-# (seed, offset, p) -- the offset as its 0-d int64 tensor, 8 bytes -- never a mask, and regenerate
-# the noise. They are registered on the operators rather than written as torch.autograd.Function
-# subclasses because torch.compile then sees one opaque node with a known derivative (and Dynamo in
-# torch 2.13 warns, DeprecationWarning, whenever it traces a user autograd.Function).
+@torch.library.custom_op("dropkit::seeded_apply", mutates_args=(), device_types="cpu")
+def _seeded_apply(x: torch.Tensor, kind: str, p: float, seed: torch.Tensor, offset: int,
+                  axes: int) -> torch.Tensor:
+    """:func:`_variant_apply` with the seed a 0-d int64 tensor (``seed=None``: drawn in the graph)
+    and the offset an int."""
+    return _op_run(x.contiguous(), kind, p, int(seed), offset, axes, False)
+
+
+@_seeded_apply.register_fake
+def _(x, kind, p, seed, offset, axes):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+# The autograd formulas keep only (seed, offset, p) -- the offset (or a drawn seed) as its 0-d
+# int64 tensor, 8 bytes -- never a mask, and regenerate the noise.
 
 
 def _setup_dropout(ctx, inputs, output):
@@ -262,31 +460,49 @@ def _setup_variant(ctx, inputs, output):
 
 def _backward_variant(ctx, grad):
     (offset,) = ctx.saved_tensors
-    dx = torch.ops.dropkit.variant_apply(grad.contiguous(), _KINDS[ctx.kind][1], ctx.p, ctx.seed, offset,
+    dx = torch.ops.dropkit.variant_apply(grad.contiguous(), _BACKWARD[ctx.kind], ctx.p, ctx.seed, offset,
                                          ctx.axes)
+    return dx, None, None, None, None, None
+
+
+def _setup_seeded(ctx, inputs, output):
+    _, ctx.kind, ctx.p, seed, ctx.offset, ctx.axes = inputs
+    ctx.save_for_backward(seed)
+
+
+def _backward_seeded(ctx, grad):
+    (seed,) = ctx.saved_tensors
+    dx = torch.ops.dropkit.seeded_apply(grad.contiguous(), _BACKWARD[ctx.kind], ctx.p, seed, ctx.offset,
+                                        ctx.axes)
     return dx, None, None, None, None, None
 
 
 _dropout_apply.register_autograd(_backward_dropout, setup_context=_setup_dropout)
 _variant_apply.register_autograd(_backward_variant, setup_context=_setup_variant)
+_seeded_apply.register_autograd(_backward_seeded, setup_context=_setup_seeded)
 
 
-def _apply(t: torch.Tensor, kind: str, p: float, seed: int, offset: torch.Tensor, axes: int,
-           inplace: bool) -> torch.Tensor:
-    """Training mode through the operators (arguments already validated)."""
+def _graph_apply(t: torch.Tensor, kind: str, p: float, seed, offset, axes: int, inplace: bool):
+    """Training mode through the operators (compiled graphs, tracing). ``seed`` is an int in
+    [0, 2**64) and ``offset`` a 0-d int64 tensor, or ``seed`` is None: a seed drawn in the graph."""
     ops = torch.ops.dropkit
+    if seed is None:
+        s = torch.empty((), dtype=torch.int64).random_()  # the draw of _draw_seed, in the graph
+        y = ops.seeded_apply(t.contiguous(), kind, p, s, _signed(offset), axes)
+        return t.copy_(y) if inplace else y
+    s = _signed(seed)
     if kind == "dropout" and axes < 0:
         def op(x):
-            return ops.dropout_apply(x, p, seed, offset)
+            return ops.dropout_apply(x, p, s, offset)
 
         def op_(x):
-            ops.dropout_apply_(x, p, seed, offset)
+            ops.dropout_apply_(x, p, s, offset)
     else:
         def op(x):
-            return ops.variant_apply(x, kind, p, seed, offset, axes)
+            return ops.variant_apply(x, kind, p, s, offset, axes)
 
         def op_(x):
-            ops.variant_apply_(x, kind, p, seed, offset, axes)
+            ops.variant_apply_(x, kind, p, s, offset, axes)
     if not inplace:
         return op(t.contiguous())
     if t.is_contiguous() and not (t.requires_grad and torch.is_grad_enabled()):
@@ -294,6 +510,24 @@ def _apply(t: torch.Tensor, kind: str, p: float, seed: int, offset: torch.Tensor
     else:  # autograd records copy_ (a leaf that requires grad raises, as in PyTorch)
         t.copy_(op(t.contiguous()))
     return t
+
+
+def _graph_mode() -> bool:
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
+def _apply(t: torch.Tensor, kind: str, p: float, seed: int, offset: int, axes: int, inplace: bool):
+    """Training mode in eager (arguments validated; ``seed`` and ``offset`` in [0, 2**64))."""
+    if torch._C._are_functorch_transforms_active():
+        y = _NoiseF.apply(t, kind, p, seed, offset, axes, None)
+    elif (t.requires_grad and torch.is_grad_enabled()) or _fwad._current_level >= 0:
+        if inplace and t.is_leaf and t.requires_grad and torch.is_grad_enabled():
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        y = _Noise.apply(t, kind, p, seed, offset, axes)
+    else:
+        return _compute(t, kind, p, seed, offset, axes, inplace)
+    return t.copy_(y) if inplace else y
+
 
 
 # ------------------------------------------------------------------------------------------------
@@ -353,17 +587,33 @@ _VARIANTS = {
 
 
 def _functional(name: str, t, p, training, seed, offset, inplace):
-    """The functional form of ``name``: validate, identity cases, then the operators."""
+    """The functional form of ``name``: validate the arguments, identity cases, then the noise.
+
+    ``training=False`` returns ``t`` whatever its rank, dtype or device (as torch.nn.functional:
+    only ``p`` is checked); ``seed=None`` draws a fresh seed per call from PyTorch's generator.
+    """
     kind, check_rate, noise_axes = _VARIANTS[name]
-    _check_tensor(t)
     r = check_rate(p)
-    s = seed_from(seed) if isinstance(seed, torch.Generator) or seed is None else _validate.uint64(seed, "seed")
+    if seed is not None and not isinstance(seed, torch.Generator):
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be None, an integer in [0, 2**64) or a torch.Generator, got {seed!r}")
+        seed = _validate.uint64(seed, "seed")
     o = _validate.uint64(offset, "offset")
+    if not training:
+        return t
+    _check_tensor(t)
     axes = noise_axes(t)
     _validate.span(o, _noise_numel(tuple(t.shape), axes))
-    if not training or r == 0.0:
+    if r == 0.0:
         return t
-    return _apply(t, kind, r, _signed(s), torch.tensor(_signed(o), dtype=torch.int64), axes, bool(inplace))
+    if isinstance(seed, torch.Generator):
+        seed = seed_from(seed)
+    inplace = bool(inplace)
+    if _graph_mode():
+        if seed is None:
+            return _graph_apply(t, kind, r, None, o, axes, inplace)
+        return _graph_apply(t, kind, r, seed, torch.tensor(_signed(o), dtype=torch.int64), axes, inplace)
+    return _apply(t, kind, r, _draw_seed() if seed is None else seed, o, axes, inplace)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -470,11 +720,11 @@ def dropout3d(t, p=0.5, training=True, *, seed=None, offset=0, inplace=False):
     return _functional("dropout3d", t, p, training, seed, offset, inplace)
 
 
-def alpha_dropout(t, p=0.5, training=True, *, seed=None, offset=0, inplace=False):
+def alpha_dropout(t, p=0.5, training=False, *, seed=None, offset=0, inplace=False):
     return _functional("alpha_dropout", t, p, training, seed, offset, inplace)
 
 
-def feature_alpha_dropout(t, p=0.5, training=True, *, seed=None, offset=0, inplace=False):
+def feature_alpha_dropout(t, p=0.5, training=False, *, seed=None, offset=0, inplace=False):
     return _functional("feature_alpha_dropout", t, p, training, seed, offset, inplace)
 
 
@@ -518,7 +768,7 @@ del _n, _spatial
 
 
 class _Stream:
-    """Mixin of every module here: a seed, a position counter and the training-mode forward.
+    """Mixin of every module here: the seed mode, a position counter and the training-mode forward.
 
     Subclasses name their function of :data:`_VARIANTS` in ``_variant``.
     """
@@ -530,10 +780,22 @@ class _Stream:
         self._init_stream(seed)
 
     def _init_stream(self, seed) -> None:
-        self.seed = seed_from(seed)
-        # The counter as a 0-d int64 buffer (bit pattern of a position in [0, 2**64)), kept out of
-        # the state_dict: a compiled graph advances it in place without recompiling.
+        # None: PyTorch's global generator at every call (nothing drawn here); else dropkit's stream.
+        self.seed = None if seed is None else seed_from(seed)
+        self._copies = 0  # deep copies made of this module (each gets derive_seed(seed, index))
+        # The counter as a 0-d int64 buffer (bit pattern of a position in [0, 2**64)): a compiled
+        # graph advances it in place without recompiling. It is saved in the state_dict by
+        # _save_to_state_dict (with the seed), not as a buffer, so that seed=None layers keep the
+        # state_dict of PyTorch's layer.
         self.register_buffer("_position", torch.zeros((), dtype=torch.int64), persistent=False)
+
+    def _counter(self):
+        """A NumPy view of the counter buffer (reads and writes without a torch call)."""
+        b = self._buffers["_position"]
+        c = self.__dict__.get("_pos_cache")
+        if c is None or c[0] is not b:
+            c = self.__dict__["_pos_cache"] = (b, b.numpy())
+        return c[1]
 
     @property
     def position(self) -> int:
@@ -544,7 +806,61 @@ class _Stream:
         self._position.fill_(_signed(_validate.uint64(value, "position")))
 
     def extra_repr(self) -> str:
+        if self.seed is None:
+            return f"{super().extra_repr()}, seed=None"
         return f"{super().extra_repr()}, seed={self.seed}, position={self.position}"
+
+    # -- copies, pickling, state_dict, TorchScript ---------------------------------------------
+
+    def __deepcopy__(self, memo):
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        state = {k: v for k, v in self.__dict__.items() if k != "_pos_cache"}
+        new.__setstate__(copy.deepcopy(state, memo))
+        if self.seed is not None:  # each copy its own stream (nn.TransformerEncoder's clones)
+            index = self.__dict__.get("_copies", 0)
+            new.seed = derive_seed(self.seed, index)
+            new._copies = 0
+            self._copies = index + 1
+        return new
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_pos_cache", None)
+        return state
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.seed is not None:
+            destination[prefix + "seed"] = torch.tensor(_signed(self.seed), dtype=torch.int64)
+            destination[prefix + "position"] = self._position if keep_vars else self._position.detach().clone()
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+        for name in ("seed", "position"):
+            key = prefix + name
+            if key not in state_dict:
+                continue  # a state_dict of PyTorch's layer, of a seed=None layer or of dropkit < 0.2
+            while key in unexpected_keys:
+                unexpected_keys.remove(key)
+            v = state_dict[key]
+            if not (isinstance(v, torch.Tensor) and v.dim() == 0 and v.dtype == torch.int64):
+                error_msgs.append(f"{key} must be a 0-d int64 tensor, got {v!r}")
+            elif name == "seed":
+                self.seed = _unsigned(int(v))
+            else:
+                self._position.copy_(v)
+
+    def __prepare_scriptable__(self):
+        raise TypeError(
+            f"{type(self).__name__} (dropkit.torch) cannot be compiled by torch.jit.script: it calls "
+            f"dropkit's compiled core through Python. Use torch.compile, torch.export or "
+            f"torch.jit.trace instead (or torch.nn.{type(self).__name__.replace('Gaussian', '')} "
+            f"for a scripted model)")
+
+    # -- forward --------------------------------------------------------------------------------
 
     def forward(self, input):  # noqa: A002 (PyTorch's argument name)
         """The layer's noise applied to ``input`` in training mode, the identity in evaluation mode.
@@ -552,37 +868,45 @@ class _Stream:
         Parameters
         ----------
         input : torch.Tensor
-            CPU float16, bfloat16, float32 or float64 (shape as the class requires).
+            CPU float16, bfloat16, float32 or float64 (shape as the class requires); in
+            evaluation mode anything, returned as is.
 
         Returns
         -------
         torch.Tensor
-            In training, the noise at positions ``position .. position + N - 1`` of the layer's
-            stream, ``N`` the noise size (``input.numel()``, or one per channel for channel-wise
-            dropout); ``position`` then advances by ``N``.
+            In training: with ``seed=None``, the noise of a seed drawn now from PyTorch's default
+            generator; with a seed, the noise at positions ``position .. position + N - 1`` of
+            the layer's stream, ``N`` the noise size (``input.numel()``, or one per channel for
+            channel-wise dropout), ``position`` then advancing by ``N``.
 
         Raises
         ------
         ValueError, TypeError
             As the functional form; ``position + N >= 2**64`` (see ``position``).
         """
-        _check_tensor(input, "input")
         if not self.training:
             return input
+        _check_tensor(input, "input")
         kind, check_rate, noise_axes = _VARIANTS[self._variant]
         p = check_rate(self.p)
         axes = noise_axes(input)
+        seed, inplace = self.seed, bool(self.inplace)
+        if _graph_mode():  # compiled graphs and tracing: the operators; the counter in the graph
+            if seed is None:
+                return input if p == 0.0 else _graph_apply(input, kind, p, None, 0, axes, inplace)
+            offset = self._position.clone()  # the backward keeps this one; the buffer moves on
+            self._position.add_(_noise_numel(tuple(input.shape), axes))
+            return input if p == 0.0 else _graph_apply(input, kind, p, seed, offset, axes, inplace)
+        if seed is None:
+            return input if p == 0.0 else _apply(input, kind, p, _draw_seed(), 0, axes, inplace)
+        counter = self._counter()
+        position = _unsigned(int(counter))
         n = _noise_numel(tuple(input.shape), axes)
-        if not torch.compiler.is_compiling():  # a compiled graph cannot read the counter's value
-            position = self.position
-            if position + n >= _TWO64:  # the int64 counter would wrap to 0 and reuse the stream
-                raise ValueError(f"the layer's stream is exhausted: position + noise size must stay "
-                                 f"below 2**64, got position={position} and noise size={n}")
-        offset = self._position.clone()  # the backward keeps this one; the buffer moves on
-        self._position.add_(n)
-        if p == 0.0:
-            return input
-        return _apply(input, kind, p, _signed(self.seed), offset, axes, bool(self.inplace))
+        if position + n >= _TWO64:  # the int64 counter would wrap to 0 and reuse the stream
+            raise ValueError(f"the layer's stream is exhausted: position + noise size must stay "
+                             f"below 2**64, got position={position} and noise size={n}")
+        counter[()] = _signed(position + n)
+        return input if p == 0.0 else _apply(input, kind, p, seed, position, axes, inplace)
 
 
 _MODULE_DOC = """{summary}
