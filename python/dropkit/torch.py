@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 
 try:
     import torch  # the real PyTorch (absolute import), not this module
@@ -143,10 +144,17 @@ def seed_from(seed=None) -> int:
     return _validate.uint64(seed, "seed")
 
 
+_LOCAL = threading.local()
+
+
 def _draw_seed() -> int:
     """The per-call seed of ``seed=None``: one ``random_()`` of a 0-d int64 tensor from PyTorch's
-    default generator, in [0, 2**63). A compiled graph draws it with the same operation."""
-    return torch.empty((), dtype=torch.int64).random_().item()
+    default generator, in [0, 2**63). A compiled graph draws it with the same operation. (One
+    reusable tensor per thread.)"""
+    t = getattr(_LOCAL, "t", None)
+    if t is None:
+        t = _LOCAL.t = torch.empty((), dtype=torch.int64)
+    return t.random_().item()
 
 
 def _splitmix64(z: int) -> int:
@@ -247,13 +255,13 @@ def _np(t: torch.Tensor):
 
 def _kernel(kind: str, p: float, seed: int, offset: int, src: torch.Tensor, dst: torch.Tensor, pos) -> None:
     """``dst = kind(src)`` for C-contiguous tensors of one dtype and shape (``dst`` may be ``src``)."""
-    flat, nd, args = _consts(kind, p)
+    flat, nd, args = _CONSTS.get((kind, p)) or _consts(kind, p)
     if pos == -1:
-        a, b = _np(src).reshape(-1), _np(dst).reshape(-1)
-        if flat is not None:
-            flat(a, b, *args, seed, offset, _runtime._threads, _runtime._simd)
+        if flat is not None:  # (the flat kernels take any C-contiguous array)
+            flat(_np(src), _np(dst), *args, seed, offset, _runtime._threads, _runtime._simd)
         else:
-            nd(a, b, *args, seed, offset, (1,), _runtime._threads, _runtime._simd)
+            nd(_np(src).reshape(-1), _np(dst).reshape(-1), *args, seed, offset, (1,), _runtime._threads,
+               _runtime._simd)
     else:
         nd(_np(src), _np(dst), *args, seed, offset, _noise_pstrides(tuple(src.shape), pos),
            _runtime._threads, _runtime._simd)
@@ -263,24 +271,27 @@ def _compute(x: torch.Tensor, kind: str, p: float, seed: int, offset: int, pos, 
     """``kind(x)`` with the noise at positions ``offset + pos(i)``: a new tensor with x's strides
     when x is dense (contiguous, channels_last or any permutation), else a contiguous one; with
     ``inplace`` the result is written into x and x returned. No autograd here."""
+    if x.is_contiguous() and x.dtype is not torch.bfloat16:  # the common case first
+        y = x if inplace else torch.empty_like(x)  # (x's strides: contiguous)
+        if x.numel():
+            _kernel(kind, p, seed, offset, x, y, pos)
+        return y
     if x.numel() == 0:
         return x if inplace else torch.empty_like(x)
     if x.dtype == torch.bfloat16:  # NumPy has no bfloat16: through float32 (a documented copy)
         y = _compute(x.float(), kind, p, seed, offset, pos, True).to(torch.bfloat16)
         return x.copy_(y) if inplace else y
-    if x.is_contiguous():
-        y = x if inplace else torch.empty_like(x)  # (x's strides: contiguous)
-        _kernel(kind, p, seed, offset, x, y, pos)
-        return y
-    y = x if inplace else torch.empty_like(x)  # x's strides when x is dense and non-overlapping
-    if y.stride() == x.stride():
-        order = sorted(range(x.dim()), key=lambda d: -x.stride(d))
-        xs, ys = x.permute(order), y.permute(order)
-        if xs.is_contiguous():  # memory order: the positions follow the logical (C) order
-            ps = _noise_pstrides(tuple(x.shape), pos)
-            _kernel(kind, p, seed, offset, xs, ys, tuple(ps[d] for d in order))
-            return y
-    # Overlapping or with gaps (expanded, sliced): one copy into the result's buffer, then in place.
+    if 0 not in x.stride():
+        y = x if inplace else torch.empty_like(x)  # x's strides when x is dense and non-overlapping
+        if y.stride() == x.stride():
+            order = sorted(range(x.dim()), key=lambda d: -x.stride(d))
+            xs, ys = x.permute(order), y.permute(order)
+            if xs.is_contiguous():  # memory order: the positions follow the logical (C) order
+                ps = _noise_pstrides(tuple(x.shape), pos)
+                _kernel(kind, p, seed, offset, xs, ys, tuple(ps[d] for d in order))
+                return y
+    # Overlapping (a stride-0 gradient of .sum()) or with gaps (sliced): one copy into the result's
+    # buffer, then in place there.
     tmp = x.contiguous()
     _kernel(kind, p, seed, offset, tmp, tmp, pos)
     return x.copy_(tmp) if inplace else tmp
@@ -297,25 +308,38 @@ def _linear(t: torch.Tensor, kind: str, p: float, seed: int, offset: int, pos, f
     if torch._C._are_functorch_transforms_active():
         return _NoiseF.apply(t, kind, p, seed, offset, pos, follow)
     if (t.requires_grad and torch.is_grad_enabled()) or _fwad._current_level >= 0:
-        return _Noise.apply(t, kind, p, seed, offset, pos)
+        return _noise_apply(t, (kind, p, seed, offset, pos))
     return _compute(t, kind, p, seed, offset, pos)
 
 
 class _Noise(torch.autograd.Function):
-    """Eager autograd: keeps ``(kind, p, seed, offset, pos)`` as Python numbers, no tensor."""
+    """Eager autograd: keeps ``spec = (kind, p, seed, offset, pos)``, Python numbers, no tensor."""
 
     @staticmethod
-    def forward(ctx, x, kind, p, seed, offset, pos):
-        ctx.k = (_BACKWARD[kind], p, seed, offset, pos)
+    def forward(ctx, x, spec):
+        kind, p, seed, offset, pos = spec
+        ctx.k = (_BACKWARD[kind], p, seed, offset, pos, None)
         return _compute(x, kind, p, seed, offset, pos)
 
     @staticmethod
     def backward(ctx, grad):
-        return _linear(grad, *ctx.k, None), None, None, None, None, None
+        return _linear(grad, *ctx.k), None
 
     @staticmethod
-    def jvp(ctx, tangent, *_):
-        return _linear(tangent, *ctx.k, None)
+    def jvp(ctx, tangent, _):
+        return _linear(tangent, *ctx.k)
+
+
+# torch.autograd.Function.apply without its Python wrapper (which binds default arguments and
+# unwraps dead functorch wrappers, ~1 us): used when no functorch transform is active and the
+# input is a plain tensor, where that wrapper does nothing.
+_noise_apply_c = super(torch.autograd.Function, _Noise).apply
+
+
+def _noise_apply(x: torch.Tensor, spec):
+    if torch._C._functorch.is_functorch_wrapped_tensor(x):
+        return _Noise.apply(x, spec)
+    return _noise_apply_c(x, spec)
 
 
 class _NoiseF(torch.autograd.Function):
@@ -523,7 +547,7 @@ def _apply(t: torch.Tensor, kind: str, p: float, seed: int, offset: int, axes: i
     elif (t.requires_grad and torch.is_grad_enabled()) or _fwad._current_level >= 0:
         if inplace and t.is_leaf and t.requires_grad and torch.is_grad_enabled():
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-        y = _Noise.apply(t, kind, p, seed, offset, axes)
+        y = _noise_apply(t, (kind, p, seed, offset, axes))
     else:
         return _compute(t, kind, p, seed, offset, axes, inplace)
     return t.copy_(y) if inplace else y
@@ -538,7 +562,7 @@ def _apply(t: torch.Tensor, kind: str, p: float, seed: int, offset: int, axes: i
 def _check_tensor(t, name: str = "t") -> None:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.device.type != "cpu":
+    if not t.is_cpu:
         raise ValueError(f"{name} must be a CPU tensor (dropkit.torch runs on the CPU only), got a tensor "
                          f"on device {str(t.device)!r}; move it with .cpu() if a copy is intended")
     if t.layout != torch.strided:
@@ -595,15 +619,14 @@ def _functional(name: str, t, p, training, seed, offset, inplace):
     kind, check_rate, noise_axes = _VARIANTS[name]
     r = check_rate(p)
     if seed is not None and not isinstance(seed, torch.Generator):
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be None, an integer in [0, 2**64) or a torch.Generator, got {seed!r}")
         seed = _validate.uint64(seed, "seed")
     o = _validate.uint64(offset, "offset")
     if not training:
         return t
     _check_tensor(t)
     axes = noise_axes(t)
-    _validate.span(o, _noise_numel(tuple(t.shape), axes))
+    if o:
+        _validate.span(o, _noise_numel(tuple(t.shape), axes))
     if r == 0.0:
         return t
     if isinstance(seed, torch.Generator):
