@@ -151,10 +151,12 @@ def _draw_seed() -> int:
     """The per-call seed of ``seed=None``: one ``random_()`` of a 0-d int64 tensor from PyTorch's
     default generator, in [0, 2**63). A compiled graph draws it with the same operation. (One
     reusable tensor per thread.)"""
-    t = getattr(_LOCAL, "t", None)
-    if t is None:
-        t = _LOCAL.t = torch.empty((), dtype=torch.int64)
-    return t.random_().item()
+    c = getattr(_LOCAL, "c", None)
+    if c is None:
+        t = torch.empty((), dtype=torch.int64)
+        c = _LOCAL.c = (t, t.numpy())
+    c[0].random_()
+    return int(c[1])
 
 
 def _splitmix64(z: int) -> int:
@@ -234,6 +236,19 @@ def _noise_pstrides(shape, pos):
     input's shape), ``k >= 0`` (noise of the first ``k`` axes, then ones) or a tuple of strides."""
     if isinstance(pos, tuple):
         return pos
+    ps = _PSTRIDES.get((shape, pos))
+    if ps is not None:
+        return ps
+    if len(_PSTRIDES) > 256:
+        _PSTRIDES.clear()
+    ps = _PSTRIDES[(shape, pos)] = _c_pstrides(shape, pos)
+    return ps
+
+
+_PSTRIDES: dict = {}
+
+
+def _c_pstrides(shape, pos):
     k = len(shape) if pos < 0 else pos
     ps, acc = [0] * len(shape), 1
     for d in range(k - 1, -1, -1):
@@ -250,7 +265,9 @@ def _noise_numel(shape, pos) -> int:
 
 
 def _np(t: torch.Tensor):
-    return (t.detach() if t.requires_grad else t).numpy()
+    """A NumPy view of a CPU tensor's memory (``force=True``: also when it requires grad; the
+    dtypes here have no conjugate or negative bit, so this never copies)."""
+    return t.numpy(force=True)
 
 
 def _kernel(kind: str, p: float, seed: int, offset: int, src: torch.Tensor, dst: torch.Tensor, pos) -> None:
@@ -293,7 +310,12 @@ def _compute(x: torch.Tensor, kind: str, p: float, seed: int, offset: int, pos, 
     # Overlapping (a stride-0 gradient of .sum()) or with gaps (sliced): one copy into the result's
     # buffer, then in place there.
     tmp = x.contiguous()
-    _kernel(kind, p, seed, offset, tmp, tmp, pos)
+    flat, nd, args = _CONSTS.get((kind, p)) or _consts(kind, p)
+    if pos == -1 and flat is not None:
+        a = tmp.numpy()
+        flat(a, a, *args, seed, offset, _runtime._threads, _runtime._simd)
+    else:
+        _kernel(kind, p, seed, offset, tmp, tmp, pos)
     return x.copy_(tmp) if inplace else tmp
 
 
@@ -323,7 +345,9 @@ class _Noise(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _linear(grad, *ctx.k), None
+        if grad.requires_grad and torch.is_grad_enabled():  # double backward: differentiable
+            return _linear(grad, *ctx.k), None
+        return _compute(grad, *ctx.k[:5]), None
 
     @staticmethod
     def jvp(ctx, tangent, _):
@@ -537,7 +561,8 @@ def _graph_apply(t: torch.Tensor, kind: str, p: float, seed, offset, axes: int, 
 
 
 def _graph_mode() -> bool:
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+    """torch.compile / torch.export (Dynamo) or torch.jit.trace: the custom operators."""
+    return torch.compiler.is_compiling() or torch._C._is_tracing()
 
 
 def _apply(t: torch.Tensor, kind: str, p: float, seed: int, offset: int, axes: int, inplace: bool):
