@@ -147,16 +147,19 @@ def seed_from(seed=None) -> int:
 _LOCAL = threading.local()
 
 
+_LO, _HI = -_TWO63, _TWO63 - 1  # the int64 range drawn (the bit pattern of a 64-bit seed)
+
+
 def _draw_seed() -> int:
-    """The per-call seed of ``seed=None``: one ``random_()`` of a 0-d int64 tensor from PyTorch's
-    default generator, in [0, 2**63). A compiled graph draws it with the same operation. (One
-    reusable tensor per thread.)"""
+    """The per-call seed of ``seed=None``: ``torch.randint(-2**63, 2**63 - 1, ())`` from PyTorch's
+    default generator, as a bit pattern in [0, 2**64). (Eager mode draws it in place into one
+    reusable tensor per thread, the same draw; a compiled graph calls torch.randint.)"""
     c = getattr(_LOCAL, "c", None)
     if c is None:
         t = torch.empty((), dtype=torch.int64)
         c = _LOCAL.c = (t, t.numpy())
-    c[0].random_()
-    return int(c[1])
+    c[0].random_(_LO, _HI)
+    return _unsigned(int(c[1]))
 
 
 def _splitmix64(z: int) -> int:
@@ -366,6 +369,16 @@ def _noise_apply(x: torch.Tensor, spec):
     return _noise_apply_c(x, spec)
 
 
+def _vmapped(x: torch.Tensor) -> bool:
+    """Whether a functorch tensor is batched by a vmap at some level under its wrappers."""
+    ft = torch._C._functorch
+    while ft.is_functorch_wrapped_tensor(x):
+        if ft.is_batchedtensor(x):
+            return True
+        x = ft.get_unwrapped(x)
+    return False
+
+
 class _NoiseF(torch.autograd.Function):
     """The same for torch.func (grad, jvp, vmap), which needs ``setup_context`` and a vmap rule.
 
@@ -381,7 +394,7 @@ class _NoiseF(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         x, kind, p, seed, offset, pos, follow = inputs
-        batched = torch._C._functorch.is_batchedtensor(x)
+        batched = _vmapped(x)
         ctx.k = (_BACKWARD[kind], p, seed, offset, pos, follow if batched else "same")
 
     @staticmethod
@@ -535,7 +548,7 @@ def _graph_apply(t: torch.Tensor, kind: str, p: float, seed, offset, axes: int, 
     [0, 2**64) and ``offset`` a 0-d int64 tensor, or ``seed`` is None: a seed drawn in the graph."""
     ops = torch.ops.dropkit
     if seed is None:
-        s = torch.empty((), dtype=torch.int64).random_()  # the draw of _draw_seed, in the graph
+        s = torch.randint(_LO, _HI, (), dtype=torch.int64)  # the draw of _draw_seed, in the graph
         y = ops.seeded_apply(t.contiguous(), kind, p, s, _signed(offset), axes)
         return t.copy_(y) if inplace else y
     s = _signed(seed)
