@@ -517,6 +517,6 @@ def test_integrations_doc_examples_run():
     pytest.importorskip("dask.array", reason="the doc's second example needs Dask")
     doc = Path(__file__).resolve().parents[1] / "docs" / "integrations.md"
     blocks = re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)
-    assert len(blocks) == 2
+    assert len(blocks) == 3  # PyTorch, PyTorch seeding modes, Dask
     for code in blocks:
         exec(compile(code, str(doc), "exec"), {})  # their asserts are the checks

@@ -26,32 +26,42 @@ here (function / nn.Module)  PyTorch counterpart              the same bits as (
 ``GaussianDropout``
 ============================ ================================ ======================================
 
-Each runs through an opaque custom operator (``torch.library.custom_op``):
-``torch.ops.dropkit.dropout_apply`` for standard dropout and ``torch.ops.dropkit.variant_apply``
-(a ``kind`` string and a number of noise axes) for the others, whose registered autograd formulas
-save ``(seed, offset, p)`` and no tensor; in-place twins (``dropout_apply_``, ``variant_apply_``)
-serve ``inplace=True`` without autograd. They work in eager mode, under
-``torch.autograd.gradcheck`` and inside ``torch.compile(fullgraph=True)``.
+Eager mode runs a ``torch.autograd.Function`` around dropkit's compiled core (on NumPy views of
+the tensors), whose backward and forward-mode derivative regenerate the noise from ``(seed,
+offset, p)``, kept as Python numbers: nothing is saved for backward. ``torch.func`` (``grad``,
+``jvp``, ``jacrev``, ``jacfwd``, ``vmap`` with PyTorch's ``randomness`` modes) works through the
+same function's ``setup_context``, ``jvp`` and ``vmap`` rules. Compiled graphs (``torch.compile``,
+``torch.export``) and ``torch.jit.trace`` use opaque custom operators instead
+(``torch.library.custom_op``): ``torch.ops.dropkit.dropout_apply``, ``variant_apply`` (a ``kind``
+string and a number of noise axes), ``seeded_apply`` (``seed=None``: a seed drawn in the graph)
+and in-place twins, whose registered autograd formulas save one 0-d int64 tensor (8 bytes).
+``torch.jit.script`` raises ``TypeError`` (use one of the three above).
 
 Data path and copies
 --------------------
 CPU tensors of dtype float16, float32 and float64 go to the C++ core without a copy: the core
 reads ``t.numpy()`` (a NumPy view of the tensor's memory) and writes into the output tensor's
-memory through another view. Two cases copy, by necessity:
+memory through another view. A dense tensor in any memory format (``channels_last``, transposed)
+is walked in memory order with the positions of its logical C order: the output keeps the input's
+strides and has the same bits as for a contiguous copy. Two cases copy, by necessity:
 
-- a non-contiguous tensor is first made contiguous (``t.contiguous()``, one copy) because the core
-  walks C-order memory; the result is contiguous;
+- a tensor with overlapping or missing elements (a stride-0 gradient, a sliced view) is copied
+  once into the result's buffer (``t.contiguous()``), which the core then overwrites in place;
 - bfloat16 (NumPy has no bfloat16) is widened to a float32 copy, computed in float32 and rounded
   back to bfloat16 (round to nearest even): the rule docs/rng.md §5 gives float16, with the same
-  noise. Two temporaries of the tensor's size in float32.
+  noise.
 
 Tensors on any other device (CUDA, meta, ...) raise ``ValueError``, never a silent copy to the CPU.
 
 Seeds
 -----
-``seed=None`` draws 64 bits from PyTorch's default generator (so ``torch.manual_seed`` makes runs
-reproducible, as with ``torch.nn.functional.dropout``); an int in [0, 2**64) is used as is; a
-``torch.Generator`` gives 64 bits (two 32-bit draws, low word first).
+``seed=None`` (the default) follows PyTorch's global generator at every call, as
+``torch.nn.Dropout`` does: each call draws a fresh 64-bit seed
+(``torch.randint(-2**63, 2**63 - 1, ())``, its bit pattern), so ``torch.manual_seed`` before a step
+reproduces it, and modules draw nothing at construction. An int in [0, 2**64) (or a
+``torch.Generator``, two 32-bit draws at construction, low word first) selects dropkit's
+counter-based stream: modules then advance a position counter, saved in the ``state_dict``, and
+``copy.deepcopy`` gives copy ``k`` the seed :func:`derive_seed` ``(seed, k)``.
 
 Threads
 -------
@@ -693,10 +703,13 @@ def dropout(t, p=0.5, training=True, *, seed=None, offset=0, inplace=False):
     p : float, default 0.5
         Drop probability in [0, 1].
     training : bool, default True
-        False returns ``t`` itself (inverted dropout needs no scaling at evaluation).
+        False returns ``t`` itself, whatever its rank, dtype or device (inverted dropout needs no
+        scaling at evaluation).
     seed : None, int or torch.Generator
-        See :func:`seed_from`. None draws from PyTorch's default generator (under
-        ``torch.compile`` that is a graph break: pass an int, or use :class:`Dropout`).
+        None: a fresh 64-bit seed drawn from PyTorch's default generator at this call (so
+        ``torch.manual_seed`` reproduces it, as with ``torch.nn.functional.dropout``; in a
+        compiled graph too). An int in [0, 2**64): dropkit's stream. A Generator: two 32-bit
+        draws from it (:func:`seed_from`).
     offset : int, default 0
         Stream position of the first element (flat C order); ``offset + t.numel()`` must not
         exceed 2**64.
@@ -706,9 +719,10 @@ def dropout(t, p=0.5, training=True, *, seed=None, offset=0, inplace=False):
     Returns
     -------
     torch.Tensor
-        ``keep ? t / (1 - p) : +0.0``, same shape and dtype, contiguous (or ``t`` itself when
-        ``inplace`` or when the call is the identity: ``training=False`` or ``p == 0``, as PyTorch
-        does). Bit for bit ``dropkit.dropout(t.numpy(), p, seed=seed, offset=offset)``.
+        ``keep ? t / (1 - p) : +0.0``, same shape, dtype and strides when ``t`` is dense (any
+        memory format; else contiguous), or ``t`` itself when ``inplace`` or when the call is the
+        identity: ``training=False`` or ``p == 0``, as PyTorch does. Bit for bit
+        ``dropkit.dropout(t.numpy(), p, seed=seed, offset=offset)``.
 
     Raises
     ------
@@ -721,7 +735,8 @@ def dropout(t, p=0.5, training=True, *, seed=None, offset=0, inplace=False):
     Notes
     -----
     Backward saves no tensor, only ``(seed, offset, p)``, and regenerates the mask: the gradient is
-    ``grad * keep / (1 - p)``. A non-contiguous ``t`` is copied to a contiguous one first.
+    ``grad * keep / (1 - p)``, and so is the tangent of forward-mode AD. A ``t`` with overlapping
+    or missing elements (expanded, sliced) is copied once, into the result's buffer.
 
     Examples
     --------
@@ -741,8 +756,8 @@ _SHARED_DOC = """
         CPU, dtype float16, bfloat16, float32 or float64, any strides; {shape}.
     p : float, default 0.5
         {p}
-    training : bool, default True
-        False returns ``t`` itself.
+    training : bool, default {training}
+        False returns ``t`` itself, whatever its rank, dtype or device.
     seed, offset, inplace
         As in :func:`dropout`; the call uses the {positions} stream positions from ``offset``
         (which must stay below 2**64).
@@ -750,8 +765,8 @@ _SHARED_DOC = """
     Returns
     -------
     torch.Tensor
-        Same shape and dtype, contiguous (``t`` itself when ``inplace``, when ``training`` is
-        False or when ``p == 0``). Bit for bit ``{same}``.
+        Same shape, dtype and (dense ``t``) strides (``t`` itself when ``inplace``, when
+        ``training`` is False or when ``p == 0``). Bit for bit ``{same}``.
 
     Raises
     ------
@@ -760,12 +775,14 @@ _SHARED_DOC = """
 
     Notes
     -----
-    Backward saves no tensor, only ``(seed, offset, p)``, and regenerates the noise.
+    Backward saves no tensor, only ``(seed, offset, p)``, and regenerates the noise; the
+    tangent of forward-mode AD is the backward's rule applied to the tangent.
 """
 
 
 def _doc(summary: str, **fields) -> str:
     fields.setdefault("raises", "")
+    fields.setdefault("training", "True")
     return summary + "\n" + _SHARED_DOC.format(**fields)
 
 
@@ -807,13 +824,15 @@ alpha_dropout.__doc__ = _doc(
     "Alpha dropout (``torch.nn.functional.alpha_dropout``): keeps the mean and variance of SELU "
     "activations; dropped units take the fill ``a * alpha' + b``, kept ones ``x * a + b``.",
     shape="any shape", p="Drop probability in [0, 1]; at 1 every output is ``+0.0``.",
-    positions="``t.numel()``", same="dropkit.alpha_dropout(t.numpy(), p, seed=seed, offset=offset)")
+    positions="``t.numel()``", same="dropkit.alpha_dropout(t.numpy(), p, seed=seed, offset=offset)",
+    training="False (as ``torch.nn.functional.alpha_dropout``)")
 feature_alpha_dropout.__doc__ = _doc(
     "Feature-alpha dropout (``torch.nn.functional.feature_alpha_dropout``): alpha dropout of whole "
     "channels, one decision per ``(sample, channel)`` of an ``(N, C, ...)`` input.",
     shape="at least 2-D, ``(N, C, ...)``", p="Drop probability in [0, 1].",
     positions="``N * C``", same="dropkit.feature_alpha_dropout(t.numpy(), p, seed=seed, offset=offset)",
-    raises="; a tensor of fewer than 2 dimensions")
+    raises="; a tensor of fewer than 2 dimensions (in training)",
+    training="False (as ``torch.nn.functional.feature_alpha_dropout``)")
 gaussian_dropout.__doc__ = _doc(
     "Gaussian dropout (Keras ``GaussianDropout``; PyTorch has none): ``t * (1 + sigma * eps)``, "
     "``sigma = sqrt(p / (1 - p))``, ``eps`` standard normals of dropkit's continuous stream.",
@@ -974,7 +993,7 @@ _MODULE_DOC = """{summary}
 
     A subclass of ``{base}`` (so ``isinstance`` checks hold), with its arguments and behaviour:
     ``train()``/``eval()``, ``inplace=``, evaluation is the identity. Training mode gives the bits
-    of :func:`{func}` at ``offset = position``.
+    of :func:`{func}` (at ``offset = position`` for an explicit seed).
 
     Parameters
     ----------
@@ -983,26 +1002,32 @@ _MODULE_DOC = """{summary}
     inplace : bool, default False
         Overwrite the input, as PyTorch's ``inplace=True``.
     seed : None, int or torch.Generator
-        See :func:`seed_from`: None draws from PyTorch's default generator at construction, so
-        ``torch.manual_seed`` before building the model reproduces every mask.
+        None (PyTorch's semantics): a fresh seed drawn from PyTorch's default generator at every
+        training forward, nothing drawn at construction; ``torch.manual_seed`` before a step
+        reproduces it. An int in [0, 2**64), or a Generator (two 32-bit draws now): dropkit's
+        stream with the position counter below.
 
     Attributes
     ----------
-    seed : int
-        The 64-bit seed in use.
+    seed : int or None
+        The 64-bit seed in use (None: PyTorch's generator). ``copy.deepcopy`` gives copy ``k`` of
+        a seeded layer the seed ``derive_seed(seed, k)`` (``nn.TransformerEncoder``'s clones).
     position : int
-        Stream position of the next training-mode forward. Each training forward uses
-        ``offset = position`` and then advances it by the noise size {advance} (docs/rng.md §7,
-        §8.3); evaluation does not advance it. Set it to replay a step. The counter is a 64-bit
-        integer that must not wrap: in eager mode a forward with ``position + size >= 2**64``
-        raises ``ValueError`` (the last position, ``2**64 - 1``, is never used by a layer).
-        Neither attribute is in the ``state_dict`` (which stays the one of ``{base}``).
+        With a seed, the stream position of the next training-mode forward. Each training forward
+        uses ``offset = position`` and then advances it by the noise size {advance} (docs/rng.md
+        §7, §8.3); evaluation does not advance it. Set it to replay a step. The counter is a
+        64-bit integer that must not wrap: in eager mode a forward with ``position + size >=
+        2**64`` raises ``ValueError`` (the last position, ``2**64 - 1``, is never used by a layer).
+        With a seed, ``state_dict`` holds ``seed`` and ``position`` (0-d int64 tensors, bit
+        patterns) and ``load_state_dict`` restores them (a state_dict without them leaves both
+        as they are); with ``seed=None`` the state_dict is that of ``{base}``.
 
     Notes
     -----
     Backward saves no tensor, only ``(seed, offset, p)``. Works under
-    ``torch.compile(fullgraph=True)`` without recompiling per step: the counter lives in a
-    non-persistent 0-d int64 buffer that the graph advances in place.
+    ``torch.compile(fullgraph=True)`` and ``torch.export`` without recompiling per step (the
+    counter lives in a 0-d int64 buffer that the graph advances in place) and under
+    ``torch.jit.trace``; ``torch.jit.script`` raises ``TypeError``.
 """
 
 
