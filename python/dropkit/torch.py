@@ -353,14 +353,15 @@ class _Noise(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, spec):
         kind, p, seed, offset, pos = spec
-        ctx.k = (_BACKWARD[kind], p, seed, offset, pos, None)
+        ctx.k = k = (_BACKWARD[kind], p, seed, offset, pos, None)
+        ctx.b = k[:5]
         return _compute(x, kind, p, seed, offset, pos)
 
     @staticmethod
     def backward(ctx, grad):
         if grad.requires_grad and torch.is_grad_enabled():  # double backward: differentiable
             return _linear(grad, *ctx.k), None
-        return _compute(grad, *ctx.k[:5]), None
+        return _compute(grad, *ctx.b), None
 
     @staticmethod
     def jvp(ctx, tangent, _):
@@ -583,11 +584,6 @@ def _graph_apply(t: torch.Tensor, kind: str, p: float, seed, offset, axes: int, 
     return t
 
 
-def _graph_mode() -> bool:
-    """torch.compile / torch.export (Dynamo) or torch.jit.trace: the custom operators."""
-    return torch.compiler.is_compiling() or torch._C._is_tracing()
-
-
 def _apply(t: torch.Tensor, kind: str, p: float, seed: int, offset: int, axes: int, inplace: bool):
     """Training mode in eager (arguments validated; ``seed`` and ``offset`` in [0, 2**64))."""
     if torch._C._are_functorch_transforms_active():
@@ -595,7 +591,10 @@ def _apply(t: torch.Tensor, kind: str, p: float, seed: int, offset: int, axes: i
     elif (t.requires_grad and torch.is_grad_enabled()) or _fwad._current_level >= 0:
         if inplace and t.is_leaf and t.requires_grad and torch.is_grad_enabled():
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-        y = _noise_apply(t, (kind, p, seed, offset, axes))
+        if torch._C._functorch.is_functorch_wrapped_tensor(t):
+            y = _Noise.apply(t, (kind, p, seed, offset, axes))
+        else:
+            y = _noise_apply_c(t, (kind, p, seed, offset, axes))
     else:
         return _compute(t, kind, p, seed, offset, axes, inplace)
     return t.copy_(y) if inplace else y
@@ -645,16 +644,17 @@ def _feature_axes(t: torch.Tensor, name: str) -> int:
     return 2
 
 
-#: name -> (kind, rate check, noise axes of an input): every function and module of the table.
+#: name -> (kind, rate check, noise axes of an input or None for -1 (all axes), the largest rate
+#: the fast check lets through): every function and module of the table.
 _VARIANTS = {
-    "dropout": ("dropout", lambda p: _validate.rate(p, "p"), lambda t: -1),
-    "dropout1d": ("dropout", lambda p: _validate.rate(p, "p"), lambda t: _channel_axes(t, 1, "dropout1d")),
-    "dropout2d": ("dropout", lambda p: _validate.rate(p, "p"), lambda t: _channel_axes(t, 2, "dropout2d")),
-    "dropout3d": ("dropout", lambda p: _validate.rate(p, "p"), lambda t: _channel_axes(t, 3, "dropout3d")),
-    "alpha_dropout": ("alpha", lambda p: _validate.rate(p, "p"), lambda t: -1),
+    "dropout": ("dropout", lambda p: _validate.rate(p, "p"), None, 1.0),
+    "dropout1d": ("dropout", lambda p: _validate.rate(p, "p"), lambda t: _channel_axes(t, 1, "dropout1d"), 1.0),
+    "dropout2d": ("dropout", lambda p: _validate.rate(p, "p"), lambda t: _channel_axes(t, 2, "dropout2d"), 1.0),
+    "dropout3d": ("dropout", lambda p: _validate.rate(p, "p"), lambda t: _channel_axes(t, 3, "dropout3d"), 1.0),
+    "alpha_dropout": ("alpha", lambda p: _validate.rate(p, "p"), None, 1.0),
     "feature_alpha_dropout": ("alpha", lambda p: _validate.rate(p, "p"),
-                              lambda t: _feature_axes(t, "feature_alpha_dropout")),
-    "gaussian_dropout": ("gaussian", _gaussian_rate, lambda t: -1),
+                              lambda t: _feature_axes(t, "feature_alpha_dropout"), 1.0),
+    "gaussian_dropout": ("gaussian", _gaussian_rate, None, math.nextafter(1.0, 0.0)),  # p < 1
 }
 
 
@@ -663,24 +663,26 @@ def _functional(name: str, t, p, training, seed, offset, inplace):
 
     ``training=False`` returns ``t`` whatever its rank, dtype or device (as torch.nn.functional:
     only ``p`` is checked); ``seed=None`` draws a fresh seed per call from PyTorch's generator.
+    Every check has a fast form for the common call, falling back to the full one.
     """
-    kind, check_rate, noise_axes = _VARIANTS[name]
-    r = check_rate(p)
-    if seed is not None and not isinstance(seed, torch.Generator):
+    kind, check_rate, noise_axes, top = _VARIANTS[name]
+    r = p if type(p) is float and 0.0 < p <= top else check_rate(p)
+    if seed is not None and not (type(seed) is int and 0 <= seed < _TWO64) and not isinstance(seed, torch.Generator):
         seed = _validate.uint64(seed, "seed")
-    o = _validate.uint64(offset, "offset")
+    o = offset if offset == 0 and type(offset) is int else _validate.uint64(offset, "offset")
     if not training:
         return t
-    _check_tensor(t)
-    axes = noise_axes(t)
+    if not (type(t) is torch.Tensor and t.is_cpu and t.layout == torch.strided and t.dtype in _DTYPES):
+        _check_tensor(t)
+    axes = -1 if noise_axes is None else noise_axes(t)
     if o:
         _validate.span(o, _noise_numel(tuple(t.shape), axes))
     if r == 0.0:
         return t
-    if isinstance(seed, torch.Generator):
-        seed = seed_from(seed)
-    inplace = bool(inplace)
-    if _graph_mode():
+    if seed is not None and type(seed) is not int:
+        seed = seed_from(seed)  # a torch.Generator
+    inplace = inplace is True or bool(inplace)
+    if torch.compiler.is_compiling() or torch._C._is_tracing():
         if seed is None:
             return _graph_apply(t, kind, r, None, o, axes, inplace)
         return _graph_apply(t, kind, r, seed, torch.tensor(_signed(o), dtype=torch.int64), axes, inplace)
@@ -966,12 +968,16 @@ class _Stream:
         """
         if not self.training:
             return input
-        _check_tensor(input, "input")
-        kind, check_rate, noise_axes = _VARIANTS[self._variant]
-        p = check_rate(self.p)
-        axes = noise_axes(input)
-        seed, inplace = self.seed, bool(self.inplace)
-        if _graph_mode():  # compiled graphs and tracing: the operators; the counter in the graph
+        if not (type(input) is torch.Tensor and input.is_cpu and input.layout == torch.strided
+                and input.dtype in _DTYPES):
+            _check_tensor(input, "input")
+        kind, check_rate, noise_axes, top = _VARIANTS[self._variant]
+        p = self.p
+        if not (type(p) is float and 0.0 < p <= top):
+            p = check_rate(p)
+        axes = -1 if noise_axes is None else noise_axes(input)
+        seed, inplace = self.seed, self.inplace is True or bool(self.inplace)
+        if torch.compiler.is_compiling() or torch._C._is_tracing():  # compiled graphs and tracing: the operators; the counter in the graph
             if seed is None:
                 return input if p == 0.0 else _graph_apply(input, kind, p, None, 0, axes, inplace)
             offset = self._position.clone()  # the backward keeps this one; the buffer moves on
