@@ -302,6 +302,18 @@ def test_vmap_randomness_same_and_different():
     np.testing.assert_array_equal(c.numpy(), dropkit.dropout_nd(x.numpy(), 0.5, seed=8, noise_shape=(3, 2, 1)))
 
 
+def test_vmap_of_a_seeded_layer_advances_its_counter_past_the_whole_batch():
+    # randomness="different" gives element b the positions position + b * n: the next step must
+    # start after all B * n of them, never reuse one.
+    m = dt.Dropout(0.5, seed=17)
+    x = torch.ones(3, 8, dtype=torch.float64)
+    a = torch.func.vmap(m, randomness="different")(x)
+    assert m.position == 24
+    np.testing.assert_array_equal(a.numpy(), dropkit.dropout(x.numpy(), 0.5, seed=17))
+    b = torch.func.vmap(m, randomness="different")(x)
+    np.testing.assert_array_equal(b.numpy(), dropkit.dropout(x.numpy(), 0.5, seed=17, offset=24))
+
+
 def test_vmap_of_grad_per_sample_gradients():
     # Per-sample gradients (the functorch tutorial's vmap(grad(...))) with randomness="different":
     # each sample's gradient uses the noise its forward used.
@@ -457,3 +469,40 @@ def test_compile_seed_none_follows_manual_seed():
     eager = torch.nn.Sequential(model._orig_mod[0], dt.Dropout(0.5))
     torch.manual_seed(5)
     assert torch.equal(eager(x), a)
+
+
+def test_inference_mode_and_parameters():
+    # torch.inference_mode (test/test_autograd.py::TestAutogradInferenceMode) and an nn.Parameter
+    # input (a Tensor subclass) take the same paths as plain tensors.
+    with torch.inference_mode():
+        x = torch.ones(10)
+        torch.manual_seed(2)
+        a = dt.dropout(x, 0.5)
+        m = dt.Dropout(0.5, seed=1)
+        np.testing.assert_array_equal(m(x).numpy(), dropkit.dropout(np.ones(10, np.float32), 0.5, seed=1))
+    torch.manual_seed(2)
+    assert torch.equal(dt.dropout(torch.ones(10), 0.5), a)  # the per-call draw works outside too
+    p = torch.nn.Parameter(torch.randn(5, dtype=torch.float64))
+    dt.dropout(p, 0.5, seed=3).sum().backward()
+    np.testing.assert_array_equal(p.grad.numpy(), dropkit.dropout_backward(np.ones(5), 0.5, seed=3))
+
+
+# inductor imports parts of torch that use torch.jit.script_method, deprecated in torch 2.13
+@pytest.mark.filterwarnings("ignore:`torch.jit.script.*` is deprecated:DeprecationWarning")
+def test_compile_functional_seed_none_and_inductor():
+    # seed=None in a compiled function: the seed is drawn in the graph (no graph break); the
+    # default inductor backend runs the layers too.
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    f = torch.compile(lambda a: dt.dropout(a, 0.5) + dt.gaussian_dropout(a, 0.3), fullgraph=True, backend="aot_eager")
+    x = torch.ones(64)
+    torch.manual_seed(9)
+    y = f(x)
+    torch.manual_seed(9)
+    assert torch.equal(f(x), y) and counters["stats"]["unique_graphs"] == 1
+    torch._dynamo.reset()
+    m = torch.compile(dt.Dropout2d(0.5, seed=4), fullgraph=True)
+    t = torch.randn(2, 3, 4, 4)
+    np.testing.assert_array_equal(m(t).numpy(), dropkit.dropout_nd(t.numpy(), 0.5, seed=4, noise_shape=(2, 3, 1, 1)))

@@ -166,7 +166,8 @@ def _draw_seed() -> int:
     reusable tensor per thread, the same draw; a compiled graph calls torch.randint.)"""
     c = getattr(_LOCAL, "c", None)
     if c is None:
-        t = torch.empty((), dtype=torch.int64)
+        with torch.inference_mode(False):  # a normal tensor, updatable in and out of inference mode
+            t = torch.empty((), dtype=torch.int64)
         c = _LOCAL.c = (t, t.numpy())
     c[0].random_(_LO, _HI)
     return _unsigned(int(c[1]))
@@ -388,6 +389,17 @@ def _vmapped(x: torch.Tensor) -> bool:
             return True
         x = ft.get_unwrapped(x)
     return False
+
+
+def _batch_factor(x: torch.Tensor) -> int:
+    """The product of the sizes of the vmap batch dimensions wrapping a functorch tensor."""
+    ft, f = torch._C._functorch, 1
+    while ft.is_functorch_wrapped_tensor(x):
+        inner = ft.get_unwrapped(x)
+        if ft.is_batchedtensor(x):
+            f *= inner.shape[ft.maybe_get_bdim(x)]
+        x = inner
+    return f
 
 
 class _NoiseF(torch.autograd.Function):
@@ -988,6 +1000,8 @@ class _Stream:
         counter = self._counter()
         position = _unsigned(int(counter))
         n = _noise_numel(tuple(input.shape), axes)
+        if torch._C._are_functorch_transforms_active():
+            n *= _batch_factor(input)  # vmap(randomness="different") uses B * n positions
         if position + n >= _TWO64:  # the int64 counter would wrap to 0 and reuse the stream
             raise ValueError(f"the layer's stream is exhausted: position + noise size must stay "
                              f"below 2**64, got position={position} and noise size={n}")
