@@ -82,7 +82,6 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
 import torch.autograd.forward_ad as _fwad
 
 from . import _api, _core, _runtime, _validate
-from . import variants as _variants
 from .reference import _variants as _refv
 
 __all__ = [
@@ -989,7 +988,8 @@ class _Stream:
             p = check_rate(p)
         axes = -1 if noise_axes is None else noise_axes(input)
         seed, inplace = self.seed, self.inplace is True or bool(self.inplace)
-        if torch.compiler.is_compiling() or torch._C._is_tracing():  # compiled graphs and tracing: the operators; the counter in the graph
+        if torch.compiler.is_compiling() or torch._C._is_tracing():
+            # compiled graphs and tracing: the operators, the counter advanced in the graph
             if seed is None:
                 return input if p == 0.0 else _graph_apply(input, kind, p, None, 0, axes, inplace)
             offset = self._position.clone()  # the backward keeps this one; the buffer moves on
