@@ -293,7 +293,7 @@ def _kernel(kind: str, p: float, seed: int, offset: int, src: torch.Tensor, dst:
             nd(_np(src).reshape(-1), _np(dst).reshape(-1), *args, seed, offset, (1,), _runtime._threads,
                _runtime._simd)
     else:
-        nd(_np(src), _np(dst), *args, seed, offset, _noise_pstrides(tuple(src.shape), pos),
+        nd(_np(src), _np(dst), *args, seed, offset, _noise_pstrides(src.shape, pos),  # (a Size is a tuple)
            _runtime._threads, _runtime._simd)
 
 
@@ -639,9 +639,10 @@ def _gaussian_rate(p) -> float:
 def _channel_axes(t: torch.Tensor, spatial: int, name: str) -> int:
     """Noise axes of channel-wise dropout with ``spatial`` spatial axes: 2 for a batched input
     ``(N, C, *spatial)``, 1 for an unbatched ``(C, *spatial)``."""
-    if t.dim() == spatial + 2:
+    d = t.dim()
+    if d == spatial + 2:
         return 2
-    if t.dim() == spatial + 1:
+    if d == spatial + 1:
         return 1
     dims = ", ".join("DHW"[3 - spatial:]) if spatial > 1 else "L"
     raise ValueError(f"{name} expects a {spatial + 1}-D (C, {dims}) or {spatial + 2}-D (N, C, {dims}) "
