@@ -506,3 +506,23 @@ def test_compile_functional_seed_none_and_inductor():
     m = torch.compile(dt.Dropout2d(0.5, seed=4), fullgraph=True)
     t = torch.randn(2, 3, 4, 4)
     np.testing.assert_array_equal(m(t).numpy(), dropkit.dropout_nd(t.numpy(), 0.5, seed=4, noise_shape=(2, 3, 1, 1)))
+
+
+@pytest.mark.parametrize("name", sorted(FUNCS))
+def test_eager_backward_saves_no_tensor_at_all(name):
+    # The eager autograd.Function keeps (seed, offset, p) as Python numbers: saved_tensors_hooks
+    # (the tool of test/test_autograd.py::TestAutograd::test_saved_tensors_hook_*) see nothing.
+    shape, f = FUNCS[name]
+    saved = []
+    x = torch.randn(shape, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        f(x, seed=1).sum().backward()
+    assert saved == []
+
+
+@pytest.mark.parametrize("kind, axes", [("dropout", -1), ("alpha", 2), ("gaussian", -1)])
+def test_seeded_op_passes_opcheck(kind, axes):
+    # torch.library.opcheck: schema, fake kernel, autograd registration, as for the other operators.
+    x = torch.randn(3, 4, 2, dtype=torch.float64, requires_grad=True)
+    torch.library.opcheck(torch.ops.dropkit.seeded_apply.default,
+                          (x, kind, 0.5, torch.tensor(-5, dtype=torch.int64), 3, axes))
