@@ -5,7 +5,8 @@ Usage: ``PYTHONPATH=python python3 bench/torch_vs_dropkit.py [--sizes 8 10 ...] 
 float32, one thread each (torch.set_num_threads(1), dropkit.set_num_threads(1)), p = 0.1 (Gaussian:
 the same rate). For each variant and size the two contenders run interleaved in one process, round
 after round; each round times a batch of calls of each (the batch sized to ~20 ms), and the
-reported time is the minimum over rounds (µs per call). Ratio = dropkit / PyTorch: < 1 is faster.
+reported time is the minimum over rounds (µs per call, in thread CPU time, time.thread_time, so
+that other processes on a shared machine count less). Ratio = dropkit / PyTorch: < 1 is faster.
 The functional forms with seed=None (PyTorch's generator at every call, as F.dropout); forward +
 backward is ``f(x).sum().backward()`` (a stride-0 incoming gradient, as in issue 14's table).
 """
