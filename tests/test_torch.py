@@ -137,7 +137,8 @@ def test_module_counter_generator_and_modes():
     lo, hi = torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=torch.Generator().manual_seed(123)).tolist()
     m = dt.Dropout(0.25, seed=g)
     assert isinstance(m, torch.nn.Dropout) and m.seed == lo + hi * 2**32
-    assert m.state_dict() == {} and m.position == 0
+    # issue 14: an explicit stream saves its seed and counter (int64 bit patterns) in the state_dict
+    assert set(m.state_dict()) == {"seed", "position"} and m.position == 0
     a, b = torch.randn(3, 5), torch.randn(7)
     np.testing.assert_array_equal(m(a).numpy(), _ref(a, 0.25, m.seed, 0))
     np.testing.assert_array_equal(m(b).numpy(), _ref(b, 0.25, m.seed, 15))
@@ -154,11 +155,16 @@ def test_module_counter_generator_and_modes():
 
 
 def test_module_seed_none_follows_torch_manual_seed():
+    # issue 14: seed=None follows PyTorch's global generator at every call (as nn.Dropout): nothing
+    # is drawn at construction, torch.manual_seed before a step reproduces that step.
     torch.manual_seed(31)
-    s1 = dt.Dropout().seed
+    m = dt.Dropout()
+    assert m.seed is None and dt.Dropout(seed=5).seed == 5
+    x = torch.ones(1000)
     torch.manual_seed(31)
-    assert dt.Dropout().seed == s1
-    assert dt.Dropout(seed=5).seed == 5
+    y1 = m(x)
+    torch.manual_seed(31)
+    assert torch.equal(m(x), y1) and not torch.equal(m(x), y1)
 
 
 def test_module_inplace_and_repr():
@@ -271,7 +277,7 @@ def test_variants_same_bits_as_numpy_api(name, shape, p, dtype):
     twin = VARIANTS[name][0]
     t = _specials(torch.randn(shape, generator=torch.Generator().manual_seed(1)).to(dtype))
     before = _bits(t.numpy()).copy()
-    y = getattr(dt, name)(t, p, seed=SEED, offset=OFFSET)
+    y = getattr(dt, name)(t, p, True, seed=SEED, offset=OFFSET)
     assert y.dtype == dtype and y.shape == t.shape
     np.testing.assert_array_equal(_bits(y.numpy()), _bits(twin(np.array(t.numpy()), p, SEED, OFFSET)))
     np.testing.assert_array_equal(_bits(t.numpy()), before)  # the input is not written
@@ -282,7 +288,7 @@ def test_variants_backward_regenerates_the_noise(name, shape):
     _, twin_backward, _ = VARIANTS[name]
     x = torch.randn(shape, dtype=torch.float32, requires_grad=True)
     g = torch.randn(shape, dtype=torch.float32)
-    getattr(dt, name)(x, 0.3, seed=SEED, offset=OFFSET).backward(g)
+    getattr(dt, name)(x, 0.3, True, seed=SEED, offset=OFFSET).backward(g)
     np.testing.assert_array_equal(x.grad.numpy(), twin_backward(g.numpy(), 0.3, SEED, OFFSET))
 
 
@@ -291,14 +297,14 @@ def test_variants_gradcheck_float64(name):
     shape = VARIANTS[name][2][-1]
     f = getattr(dt, name)
     x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a: f(a, 0.4, seed=77, offset=5), (x,))
-    assert torch.autograd.gradgradcheck(lambda a: f(a, 0.4, seed=77, offset=5), (x,))
+    assert torch.autograd.gradcheck(lambda a: f(a, 0.4, True, seed=77, offset=5), (x,))
+    assert torch.autograd.gradgradcheck(lambda a: f(a, 0.4, True, seed=77, offset=5), (x,))
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_variants_save_no_tensor_of_the_input_size(name):
     x = torch.randn(VARIANTS[name][2][-1], requires_grad=True)
-    saved = _saved_tensors(lambda a: getattr(dt, name)(a, 0.5, seed=1), x)
+    saved = _saved_tensors(lambda a: getattr(dt, name)(a, 0.5, True, seed=1), x)
     assert sum(n for _, _, n in saved) <= 8, saved  # the 0-d int64 offset, nothing else
 
 
@@ -355,13 +361,13 @@ def test_modules_counter_modes_inplace_and_state(name):
     g = torch.Generator().manual_seed(9)
     lo, hi = torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=torch.Generator().manual_seed(9)).tolist()
     m = cls(0.25, seed=g)
-    assert m.seed == lo + hi * 2**32 and m.state_dict() == {} and m.position == 0
+    assert m.seed == lo + hi * 2**32 and set(m.state_dict()) == {"seed", "position"} and m.position == 0
     if name != "gaussian_dropout":
         assert isinstance(m, getattr(torch.nn, MODULES[name]))
     f = getattr(dt, name)
     a = torch.randn(shape)
-    np.testing.assert_array_equal(m(a).numpy(), f(a, 0.25, seed=m.seed, offset=0).numpy())
-    np.testing.assert_array_equal(m(a).numpy(), f(a, 0.25, seed=m.seed, offset=noise).numpy())
+    np.testing.assert_array_equal(m(a).numpy(), f(a, 0.25, True, seed=m.seed, offset=0).numpy())
+    np.testing.assert_array_equal(m(a).numpy(), f(a, 0.25, True, seed=m.seed, offset=noise).numpy())
     assert m.position == 2 * noise
     m.eval()
     assert m(a) is a and m.position == 2 * noise
@@ -369,7 +375,7 @@ def test_modules_counter_modes_inplace_and_state(name):
     mi = cls(0.25, inplace=True, seed=m.seed)
     b = a.clone()
     assert mi(b) is b
-    np.testing.assert_array_equal(b.numpy(), f(a, 0.25, seed=m.seed).numpy())
+    np.testing.assert_array_equal(b.numpy(), f(a, 0.25, True, seed=m.seed).numpy())
     assert f"seed={m.seed}, position={2 * noise}" in repr(m) and "inplace=True" in repr(mi)
     m.position = 2**64 - noise
     with pytest.raises(ValueError, match="exhausted"):
@@ -389,14 +395,14 @@ def test_variant_non_contiguous_and_bfloat16():
     np.testing.assert_array_equal(dt.dropout2d(t, 0.5, seed=2).numpy(),
                                   dropkit.dropout_nd(t.numpy(), 0.5, seed=2, noise_shape=(3, 5, 1, 1)))
     tb = base.bfloat16()
-    y = dt.alpha_dropout(tb, 0.2, seed=2, offset=7)
+    y = dt.alpha_dropout(tb, 0.2, True, seed=2, offset=7)
     expect = torch.from_numpy(dropkit.alpha_dropout(tb.float().numpy(), 0.2, seed=2, offset=7)).bfloat16()
     assert y.dtype == torch.bfloat16 and torch.equal(y.view(torch.int16), expect.view(torch.int16))
 
 
 def test_variant_inplace_on_a_non_leaf_backpropagates():
     x = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
-    y = dt.feature_alpha_dropout(x * 2.0, 0.4, seed=8, inplace=True)
+    y = dt.feature_alpha_dropout(x * 2.0, 0.4, True, seed=8, inplace=True)
     y.sum().backward()
     dx = dropkit.feature_alpha_dropout_backward(np.ones((2, 3, 4, 5)), 0.4, seed=8)
     np.testing.assert_array_equal(x.grad.numpy(), 2.0 * dx)
@@ -406,7 +412,7 @@ def test_variant_identity_cases():
     for name, (_, _, shapes) in VARIANTS.items():
         t = torch.randn(shapes[-1])
         f = getattr(dt, name)
-        assert f(t, 0.5, False, seed=1) is t and f(t, 0.0, seed=1) is t
+        assert f(t, 0.5, False, seed=1) is t and f(t, 0.0, True, seed=1) is t
 
 
 def test_torch_compile_channel_and_gaussian_layers_one_graph():
@@ -444,11 +450,11 @@ def test_variant_op_passes_opcheck(kind, axes):
     (lambda: dt.dropout1d(torch.ones(2, 3, 4, 5)), ValueError, "dropout1d expects a 2-D .*got a 4-D"),
     (lambda: dt.dropout2d(torch.ones(2, 3)), ValueError, "dropout2d expects a 3-D"),
     (lambda: dt.dropout3d(torch.ones(2, 3, 4)), ValueError, "dropout3d expects a 4-D"),
-    (lambda: dt.feature_alpha_dropout(torch.ones(3)), ValueError, "at least 2 dimensions"),
+    (lambda: dt.feature_alpha_dropout(torch.ones(3), training=True), ValueError, "at least 2 dimensions"),
     (lambda: dt.gaussian_dropout(torch.ones(3), 1.0), ValueError, "p must be in \\[0, 1\\)"),
     (lambda: dt.GaussianDropout(1.0), ValueError, "p must be in \\[0, 1\\)"),
     (lambda: dt.AlphaDropout(1.5), ValueError, "p must be in"),
-    (lambda: dt.alpha_dropout(torch.ones(3, dtype=torch.int64)), TypeError, "dtype"),
+    (lambda: dt.alpha_dropout(torch.ones(3, dtype=torch.int64), training=True), TypeError, "dtype"),
     (lambda: dt.Dropout2d(seed=1)(torch.empty(2, 3, 4, device="meta")), ValueError, "meta"),
     (lambda: dt.dropout2d(torch.ones(2, 3, 4, 5), offset=2**64 - 5, seed=1), ValueError, "offset"),
 ])
@@ -511,6 +517,6 @@ def test_integrations_doc_examples_run():
     pytest.importorskip("dask.array", reason="the doc's second example needs Dask")
     doc = Path(__file__).resolve().parents[1] / "docs" / "integrations.md"
     blocks = re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)
-    assert len(blocks) == 2
+    assert len(blocks) == 3  # PyTorch, PyTorch seeding modes, Dask
     for code in blocks:
         exec(compile(code, str(doc), "exec"), {})  # their asserts are the checks
