@@ -173,16 +173,19 @@ def test_torch_linear_dropconnect_values_grads_eval_state_dict():
     pos = dc.position
     torch.testing.assert_close(lin(x), torch.nn.functional.linear(x, w0, lin.bias), rtol=0, atol=0)
     assert dc.position == pos
-    # state_dict: the unmasked weight under parametrizations.weight.original, loadable
+    # state_dict: the unmasked weight under parametrizations.weight.original, and (an explicit
+    # seed: dropkit.torch's seeded layers, issue 14) the mask stream's seed and position, loadable
     sd = lin.state_dict()
-    assert set(sd) == {"bias", "parametrizations.weight.original"}
+    assert set(sd) == {"bias", "parametrizations.weight.original", "parametrizations.weight.0.seed",
+                       "parametrizations.weight.0.position"}
     assert torch.equal(sd["parametrizations.weight.original"], w0)
-    other = tb.register_drop_connect(torch.nn.Linear(6, 4).double(), "weight", 0.5, seed=21)
-    other.load_state_dict(sd)
+    other = tb.register_drop_connect(torch.nn.Linear(6, 4).double(), "weight", 0.5, seed=99)
+    other.load_state_dict(sd)  # the seed and the position come with it
     other.train()
     lin.train()
-    dc.position = 0
     torch.testing.assert_close(other(x), lin(x), rtol=0, atol=0)  # same seed, same positions
+    dc.position = 0
+    assert not torch.equal(other(x), lin(x))  # the streams are at different positions now
     parametrize.remove_parametrizations(lin, "weight", leave_parametrized=False)
     assert torch.equal(lin.weight, w0)
 
@@ -289,3 +292,14 @@ def test_mc_predict_samples_dropconnect_one_forward_per_sample():
     assert not np.allclose(res.samples[0], res.samples[1])
     with pytest.raises(ValueError, match="DropConnect"):
         nn.mc_predict(model, X, samples=2, batched=True)
+
+
+def test_dropkit_torch_reaches_the_block_and_connect_modules():
+    pytest.importorskip("torch")
+    from dropkit import torch as dkt
+    from dropkit import torch_blocks as tb
+
+    for name in ("DropBlock2d", "drop_block_2d", "DropConnect", "register_drop_connect"):
+        assert getattr(dkt, name) is getattr(tb, name)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        dkt.Nope

@@ -81,8 +81,7 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
 
 import torch.autograd.forward_ad as _fwad
 
-from . import _api, _core, _runtime, _validate
-from .reference import _variants as _refv
+from . import _api, _core, _params, _runtime, _validate
 
 __all__ = [
     "AlphaDropout",
@@ -233,11 +232,11 @@ def _consts(kind: str, p: float):
             args = (t, 0.0 if p == 1.0 else 1.0 / (1.0 - p))
             c = (_core.bernoulli_apply, _core.bernoulli_apply_nd, args)
         elif kind == "alpha_backward":
-            c = (_core.bernoulli_apply, _core.bernoulli_apply_nd, (t, _refv.alpha_constants(p)[0]))
+            c = (_core.bernoulli_apply, _core.bernoulli_apply_nd, (t, _params.alpha_constants(p)[0]))
         elif kind == "alpha":
-            c = (None, _core.alpha_apply, (t,) + tuple(_refv.alpha_constants(p)))
+            c = (None, _core.alpha_apply, (t,) + tuple(_params.alpha_constants(p)))
         elif kind == "gaussian":
-            c = (None, _core.gaussian_apply, (_refv.gaussian_sigma(p),))
+            c = (None, _core.gaussian_apply, (_params.gaussian_sigma(p),))
         else:  # pragma: no cover - internal
             raise ValueError(f"unknown kind {kind!r}")
         _CONSTS[(kind, p)] = c
@@ -630,10 +629,7 @@ def _check_tensor(t, name: str = "t") -> None:
 
 
 def _gaussian_rate(p) -> float:
-    r = _validate.rate(p, "p")
-    if r == 1.0:
-        raise ValueError(f"p must be in [0, 1) for Gaussian dropout (p = 1 has infinite variance), got {p!r}")
-    return r
+    return _params.gaussian_rate(p, "p")
 
 
 def _channel_axes(t: torch.Tensor, spatial: int, name: str) -> int:
@@ -1118,3 +1114,16 @@ class GaussianDropout(_Stream, torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}, seed={self.seed}, position={self.position}"
+
+
+# DropBlock and DropConnect live in dropkit.torch_blocks (which builds on this module); they are
+# reachable here too, loaded on first use.
+_BLOCKS = ("DropBlock2d", "drop_block_2d", "DropConnect", "register_drop_connect")
+
+
+def __getattr__(name: str):
+    if name in _BLOCKS:
+        from . import torch_blocks
+
+        return getattr(torch_blocks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
