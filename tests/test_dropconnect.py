@@ -293,13 +293,3 @@ def test_mc_predict_samples_dropconnect_one_forward_per_sample():
     with pytest.raises(ValueError, match="DropConnect"):
         nn.mc_predict(model, X, samples=2, batched=True)
 
-
-def test_dropkit_torch_reaches_the_block_and_connect_modules():
-    pytest.importorskip("torch")
-    from dropkit import torch as dkt
-    from dropkit import torch_blocks as tb
-
-    for name in ("DropBlock2d", "drop_block_2d", "DropConnect", "register_drop_connect"):
-        assert getattr(dkt, name) is getattr(tb, name)
-    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
-        dkt.Nope

@@ -1115,15 +1115,3 @@ class GaussianDropout(_Stream, torch.nn.Module):
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}, seed={self.seed}, position={self.position}"
 
-
-# DropBlock and DropConnect live in dropkit.torch_blocks (which builds on this module); they are
-# reachable here too, loaded on first use.
-_BLOCKS = ("DropBlock2d", "drop_block_2d", "DropConnect", "register_drop_connect")
-
-
-def __getattr__(name: str):
-    if name in _BLOCKS:
-        from . import torch_blocks
-
-        return getattr(torch_blocks, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

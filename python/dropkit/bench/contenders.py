@@ -24,7 +24,7 @@ BACKENDS: Dict[str, str] = {
     "dropkit": "the variant registry's function on the C++ core (backend='core'), out= preallocated",
     "numpy": "tuned pure NumPy: SFC64 raw words against an integer threshold, mask or noise kept for backward",
     "torch": "PyTorch CPU: torch.nn.functional (or the usual expression), input requires grad, autograd backward",
-    "dropkit-torch": "dropkit.torch on the same tensors as torch (custom op, seed=int), autograd backward",
+    "dropkit-torch": "dropkit.torch on the same tensors as torch (its eager autograd.Function, seed=int), autograd backward",
     "multiply": "np.multiply(x, 2.0, out=y): reads and writes the same bytes, the memory reference",
 }
 TORCH_BACKENDS = ("torch", "dropkit-torch")
