@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from . import _params, _runtime, _validate, blocks
-from .layers import resolve_seed
+from .layers import Dropout, resolve_seed
 
 __all__ = ["DropBlock1D", "DropBlock2D", "DropBlock3D"]
 
@@ -40,21 +40,8 @@ class _DropBlock:
         self.position = 0
         self._last: Optional[tuple] = None  # (training, shape, offset, params) of the last forward
 
-    @property
-    def training(self) -> bool:
-        return self._training
-
-    @training.setter
-    def training(self, value) -> None:
-        self._training = _validate.flag(value, "training")
-
-    @property
-    def position(self) -> int:
-        return self._position
-
-    @position.setter
-    def position(self, value) -> None:
-        self._position = _validate.offset(value, "position")
+    training = Dropout.training  # a checked bool, as every dropkit layer's
+    position = Dropout.position  # the stream counter, checked
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(rate={self.rate!r}, block_size={self.block_size!r}, "
