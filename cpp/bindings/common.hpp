@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "core/kernels.hpp"
+#include "core/dropkit.hpp"
 
 namespace dropkit::py_bind {
 

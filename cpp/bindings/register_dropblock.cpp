@@ -9,7 +9,7 @@
 
 namespace dropkit {
 
-// cpp/core/dropblock.cpp (declared here to keep kernels.hpp untouched by this addition).
+// cpp/core/dropblock.cpp (declared here to keep dropkit.hpp untouched by this addition).
 struct DropBlockShape {
     std::int64_t n, c;
     std::int64_t s[3];

@@ -1,5 +1,5 @@
 // Runtime dispatch over SIMD targets, and the default thread count.
-#include "core/kernels.hpp"
+#include "core/dropkit.hpp"
 
 #if DROPKIT_HAVE_OPENMP
 #include <omp.h>
@@ -14,7 +14,7 @@
 #include <string>
 #include <type_traits>
 
-#include "core/driver.hpp"
+#include "core/parallel.hpp"
 
 namespace dropkit {
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "core/half.hpp"
-#include "core/kernels.hpp"
+#include "core/dropkit.hpp"
 #include "core/pool.hpp"
 
 namespace dropkit {

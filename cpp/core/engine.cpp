@@ -1,4 +1,4 @@
-// The one engine behind every dropout variant (kernels.hpp): a noise source (Bernoulli keep bits
+// The one engine behind every dropout variant (dropkit.hpp): a noise source (Bernoulli keep bits
 // or continuous multipliers, made by the SIMD targets' skeleton), a position map (docs/rng.md
 // section 8) and an apply operation (scale, affine fill or multiply).
 //
@@ -11,7 +11,7 @@
 #include <numeric>
 #include <vector>
 
-#include "core/driver.hpp"
+#include "core/parallel.hpp"
 #include "core/half.hpp"
 
 namespace dropkit {
@@ -20,7 +20,7 @@ namespace {
 using detail::parallel_chunks;
 using detail::table;
 
-// ---- apply operations: the target's loops (apply_ops.hpp) through the table ---------------------
+// ---- apply operations: the target's loops (element_ops.hpp) through the table ---------------------
 
 template <class T>
 inline void apply_run(const KernelTable& k, const T* x, T* y, std::size_t len, const OpSpec& op,

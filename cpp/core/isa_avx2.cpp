@@ -3,7 +3,7 @@
 #include <immintrin.h>
 
 #define DROPKIT_ISA_NS isa_avx2
-#include "core/skeleton.hpp"
+#include "core/simd_kernels.hpp"
 
 namespace dropkit {
 namespace isa_avx2 {
@@ -66,7 +66,7 @@ struct Isa {
         return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(b8 & 0xFFu)), sel), sel);
     }
 
-    // Lane policies of the one SIMD apply loop (skeleton.hpp, apply_lanes): N elements per step;
+    // Lane policies of the one SIMD apply loop (simd_kernels.hpp, apply_lanes): N elements per step;
     // compute() gives the stored form of keep ? v * s : +0, keep bits in b (bit 0 first).
     template <class T>
     struct Lanes;

@@ -3,7 +3,7 @@
 #include <immintrin.h>
 
 #define DROPKIT_ISA_NS isa_avx512
-#include "core/skeleton.hpp"
+#include "core/simd_kernels.hpp"
 
 namespace dropkit {
 namespace isa_avx512 {
@@ -66,7 +66,7 @@ struct Isa {
         return four >> (p & 7);
     }
 
-    // Lane policies of the one SIMD apply loop (skeleton.hpp, apply_lanes): N elements per step,
+    // Lane policies of the one SIMD apply loop (simd_kernels.hpp, apply_lanes): N elements per step,
     // keep bits as a write mask (dropped lanes +0), the tail by masked loads and stores.
     template <class T>
     struct Lanes;

@@ -1,7 +1,7 @@
 // The portable target: one lane of plain uint32 arithmetic. Same skeleton, same bits.
 #define DROPKIT_ISA_NS isa_scalar
 #include "core/isa_table.hpp"
-#include "core/skeleton.hpp"
+#include "core/simd_kernels.hpp"
 
 #include <cmath>
 

@@ -4,11 +4,11 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "core/kernels.hpp"
+#include "core/dropkit.hpp"
 
 namespace dropkit {
 
-// Rates that vary along x's last axis only (skeleton.hpp rates_periodic_range), prepared once per
+// Rates that vary along x's last axis only (simd_kernels.hpp rates_periodic_range), prepared once per
 // call: element i has feature i mod `features`. The thresholds (clamped to 2^32 - 1) are taken
 // over one period L = lcm(features, 32) of element indices, shifted by `phase` = offset mod 32 so
 // that the 32 positions of a stream word are one word of a plane: word k of plane p has bit j =
@@ -34,7 +34,7 @@ struct PeriodicRates {
 // `len` elements along the innermost merged axis. Run r's position (relative to the call's offset),
 // threshold index and scale index are sums over the outer axes d < outer of idx_d(r) times ps[d],
 // ts[d] and ss[d] (idx the outer multi-index of r over shape[0 .. outer)); along a run they step by
-// step, tstep and sstep. t and s are the broadcast rate arrays (kernels.hpp RateArrays).
+// step, tstep and sstep. t and s are the broadcast rate arrays (dropkit.hpp RateArrays).
 struct RateRunMap {
     int outer;
     const std::int64_t* shape;
@@ -83,7 +83,7 @@ struct TypedKernels {
 };
 
 // One SIMD target's kernels: the type-free ones, and one TypedKernels per element type (made
-// from one template by skeleton.hpp make_table, so no dtype is listed by hand).
+// from one template by simd_kernels.hpp make_table, so no dtype is listed by hand).
 struct KernelTable {
     const char* name;
     void (*philox)(const std::uint32_t* ctr, const std::uint32_t* key, std::uint32_t* out, std::size_t n);

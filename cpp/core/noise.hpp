@@ -1,9 +1,9 @@
 // Continuous noise of the stream kind 1 (docs/rng.md sections 10-13), written once against the
 // float operations of the `Isa` traits, so that the scalar, AVX2 and AVX-512 targets run the same
 // sequence of IEEE binary32 operations as the NumPy reference (no FMA: -ffp-contract=off).
-// Include from skeleton.hpp only.
+// Include from simd_kernels.hpp only.
 //
-// Isa provides, besides the integer operations of skeleton.hpp:
+// Isa provides, besides the integer operations of simd_kernels.hpp:
 //   using F;                       W lanes of float
 //   F fset1(float), F fadd(F, F), F fsub(F, F), F fmul(F, F), F fdiv(F, F), F fsqrt(F)
 //   F fmin(F, F), F fmax(F, F)     (for finite arguments)

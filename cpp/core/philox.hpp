@@ -1,5 +1,5 @@
 // Philox4x32-10 (Salmon, Moraes, Dror, Shaw, "Parallel random numbers: as easy as 1, 2, 3", SC'11):
-// its constants. The rounds are in skeleton.hpp (philox_rounds), one template for every SIMD
+// its constants. The rounds are in simd_kernels.hpp (philox_rounds), one template for every SIMD
 // target; the generator is a pure function of (counter, key) and holds no state.
 #pragma once
 #include <cstdint>

@@ -41,7 +41,7 @@ _TWO32 = 1 << 32
 # --------------------------------------------------------------------------------------------
 
 
-# The kinds of ``_core.variant_fast`` (cpp/bindings/register_fast.cpp FastKind).
+# The kinds of ``_core.variant_fast`` (cpp/bindings/register_fast_path.cpp FastKind).
 (_FAST_BERNOULLI, _FAST_GAUSSIAN, _FAST_ALPHA, _FAST_ALPHA_GRAD, _FAST_FEATURE_ALPHA, _FAST_FEATURE_ALPHA_GRAD,
  _FAST_GAUSSIAN_NOISE) = range(7)
 

@@ -1,5 +1,5 @@
-// What an element becomes (kernels.hpp OpSpec), written once and compiled by every SIMD target
-// (included from skeleton.hpp inside the target's namespace, so that each target's loops are
+// What an element becomes (dropkit.hpp OpSpec), written once and compiled by every SIMD target
+// (included from simd_kernels.hpp inside the target's namespace, so that each target's loops are
 // vectorised with its own instructions): the engine reaches them through the KernelTable.
 #pragma once
 
@@ -245,7 +245,7 @@ void run_ops(const T* x, T* y, std::size_t len, const OpSpec& spec, const std::u
     apply_run(x, y, len, Op<typename Compute<T>::CT>(spec), keep, mult, step);
 }
 
-// Runs r0 .. r1 - 1 of a broadcast apply (kernels.hpp RunMap), the noise at noise size in keep
+// Runs r0 .. r1 - 1 of a broadcast apply (dropkit.hpp RunMap), the noise at noise size in keep
 // (bytes) or mult (multipliers; keep is then null).
 template <class Isa, class T>
 void run_runs(const T* x, T* y, std::size_t r0, std::size_t r1, const RunMap& rm, const OpSpec& spec,

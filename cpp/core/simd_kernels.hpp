@@ -28,10 +28,10 @@
 #include "core/isa_table.hpp"
 #include "core/philox.hpp"
 #include "core/stream.hpp"
-#include "core/kernels.hpp"
+#include "core/dropkit.hpp"
 
 #ifndef DROPKIT_ISA_NS
-#error "define DROPKIT_ISA_NS before including skeleton.hpp"
+#error "define DROPKIT_ISA_NS before including simd_kernels.hpp"
 #endif
 
 namespace dropkit {
@@ -537,7 +537,7 @@ void mask_packed_range(std::uint8_t* out, std::size_t i0, std::size_t i1, std::u
 }  // namespace DROPKIT_ISA_NS
 }  // namespace dropkit
 #include "core/noise.hpp"
-#include "core/apply_ops.hpp"
+#include "core/element_ops.hpp"
 namespace dropkit {
 namespace DROPKIT_ISA_NS {
 

@@ -8,7 +8,7 @@
 #include <type_traits>
 
 #include "core/isa_table.hpp"
-#include "core/kernels.hpp"
+#include "core/dropkit.hpp"
 #include "core/pool.hpp"
 
 namespace dropkit {
