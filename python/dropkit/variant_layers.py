@@ -15,7 +15,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from . import _core, _params, _runtime, _validate, variants
+from . import _core, _dispatch, _params, _runtime, _validate, variants
 from ._params import gaussian_rate, gaussian_stddev
 from .layers import Dropout, check_noise_shape, resolve_seed
 from .reference import _variants as _refv
@@ -85,6 +85,10 @@ class _BroadcastDropout(Dropout):
                                    noise_shape=ns, backend=self.backend)
 
     def _train(self, a: np.ndarray, rate: Any, ns: Any, offset: int) -> np.ndarray:
+        if self._inverted and type(rate) is float and _dispatch.core_backend(self.backend):
+            y = _core.variant_fast(0, a, rate, self.seed, offset, ns, None)  # the common call, compiled
+            if y is not None:
+                return y
         return variants.dropout_nd(a, rate, seed=self.seed, offset=offset, noise_shape=ns,
                                    inverted=self.inverted, backend=self.backend)
 
@@ -119,7 +123,7 @@ class _BroadcastDropout(Dropout):
             Same shape and dtype. In training, fresh noise from the next noise-size positions of
             the layer's stream.
         """
-        training = _training(self, training)
+        training = self._training if training is None else _validate.flag(training, "training")
         a = _validate.float_array(x, "x")
         ns = self._noise_shape(a.shape)
         rate = self._rate_value(a.shape)
@@ -194,6 +198,16 @@ class _SpatialDropout(_BroadcastDropout):
         super().__init__(rate, drop_rate=drop_rate, seed=seed, inverted=inverted, backend=backend)
         self.data_format = data_format
 
+    @property
+    def data_format(self) -> str:
+        """``"channels_first"`` (the default) or ``"channels_last"``; checked when set."""
+        return self._data_format
+
+    @data_format.setter
+    def data_format(self, value) -> None:
+        self._check_format(value)
+        self._data_format = value
+
     drop_rate = _rate_alias("drop_rate", "The drop rate (the seed's name for :attr:`rate`).")
 
     @classmethod
@@ -215,9 +229,8 @@ class _SpatialDropout(_BroadcastDropout):
                              f"(Keras' layout); there is no global default to defer to (None){hint}")
 
     def _noise_shape(self, shape):
-        self._check_format(self.data_format)
         rank = self._dims + 2
-        first = self.data_format == "channels_first"
+        first = self._data_format == "channels_first"
         if len(shape) != rank:
             other = "channels_last" if first else "channels_first"
             raise ValueError(f"{type(self).__name__} expects a {rank}-D input {self._layout(self.data_format)} "
@@ -789,7 +802,7 @@ class _StreamLayer:
         ndarray
             Same shape and dtype; ``x`` itself in evaluation mode.
         """
-        training = _training(self, training)
+        training = self._training if training is None else _validate.flag(training, "training")
         a = _validate.float_array(x, "x")
         ns = self._noise_shape(a.shape)
         params = self._params()
