@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import dropkit
-from dropkit.bench import baselines
+import _seed_baselines as baselines
 from test_seed_compat import SLIDE_4
 
 # ---- seed 000, slide 7, verbatim ------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The seed documents' own NumPy dropout classes, re-typed as written (bugs included).
 
 Source: ``shared/seeds/000_41b8142d60501da9.txt`` ("Intuition Behind Neural Network Dropout"),
-the slide named on each class; only the layout and these comments changed. Known quirks, kept
+the slide named on each class; only the layout and these comments changed. A test fixture (it was
+dropkit.bench.baselines until the benchmark stopped timing the seeds' classes). Known quirks, kept
 on purpose: slide 1 ``Dropout`` draws an int64 ``np.random.binomial`` mask (a float32 input gives
 a float64 output) and its ``backward`` forgets the ``1 / (1 - rate)`` scale; slide 6
 ``InvertedDropout`` draws float64 uniforms for every element. Both draw from NumPy's global
