@@ -345,7 +345,7 @@ def test_adaptive_rounds(monkeypatch: pytest.MonkeyPatch, case: str) -> None:
     """A steady ratio stops after the minimum rounds (tight); a noisy one runs to max_rounds, or
     until its deadline passes (budget) but never below the minimum."""
     clock = _FakeClock()
-    monkeypatch.setattr(timing, "_clock", clock)
+    monkeypatch.setattr(timing, "clock", clock)
     b_costs = [2.0] if case == "steady" else [1.0, 3.0, 2.0, 5.0]  # ratios 1, 1/3, 1/2, 1/5...
     cands = [clock.candidate("a", [1.0]), clock.candidate("b", b_costs)]
     meas = timing.calibrate(cands, warmup=1, min_sample_time=0.0)

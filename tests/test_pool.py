@@ -88,8 +88,8 @@ def test_settings_reach_the_compiled_fast_path(threads_restored):
         for target in dropkit.available_simd_targets():
             dropkit.set_simd_target(target)
             dropkit.set_num_threads(3)
-            assert dropkit._core._fast_state() == (3, target)
+            assert dropkit._core.fast_state() == (3, target)
             dropkit.set_num_threads(1)
-            assert dropkit._core._fast_state() == (1, target)
+            assert dropkit._core.fast_state() == (1, target)
     finally:
         dropkit.set_simd_target(simd)

@@ -95,3 +95,20 @@ def test_parameters_never_come_from_the_reference():
     users = {m for m, deps in graph.items() if any(d.startswith("dropkit.reference") for d in deps)}
     users = {m for m in users if not m.startswith("dropkit.reference") and mods[m].name != "__init__.py"}
     assert users <= allowed | {m for m in users if m.startswith(("dropkit.bench", "dropkit.examples"))}, users
+
+
+def test_no_module_uses_another_modules_private_names():
+    """``other._name`` where ``other`` is one of dropkit's modules is a private name used across
+    modules (dunder names excepted): every such use is a hidden interface."""
+    found = []
+    for p in ROOT.rglob("*.py"):
+        tree = ast.parse(p.read_text())
+        aliases = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("dropkit")):
+                aliases.update(a.asname or a.name for a in node.names)
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+                found.append(f"{p.relative_to(ROOT)}: {node.value.id}.{node.attr}")
+    assert found == []

@@ -211,11 +211,11 @@ bool variant_spec(int kind, double r, NoiseSpec& noise, OpSpec& op) {
 }  // namespace
 
 void register_fast(py::module_& m) {
-    m.def("_set_fast_state", [](int threads, const std::string& simd) {
+    m.def("set_fast_state", [](int threads, const std::string& simd) {
         g_threads.store(parse_threads(threads));
         g_simd.store(static_cast<int>(parse_simd(simd)));
     });
-    m.def("_fast_state", [] {
+    m.def("fast_state", [] {
         return py::make_tuple(g_threads.load(), std::string(simd_name(static_cast<Simd>(g_simd.load()))));
     }, "(threads, SIMD target) the compiled fast path uses: dropkit's settings, pushed by _runtime.");
     m.def(

@@ -98,7 +98,7 @@ def dropout(x, rate, *, seed, offset=0, training=True, inverted=True, out=None, 
     True
     """
     if noise_shape is None and type(rate) is float:
-        if backend is None and _runtime._backend == "core" or backend == "core":
+        if backend is None and _runtime.current_backend == "core" or backend == "core":
             y = _core.dropout_fast(x, rate, seed, offset, training, inverted, out)  # (None: not a common call)
             if y is not None:
                 return y
@@ -142,7 +142,7 @@ def dropout_backward(grad, rate, *, seed, offset=0, inverted=True, out=None, bac
     ValueError, TypeError
         As :func:`dropout`.
     """
-    if backend is None and _runtime._backend == "core" or backend == "core":
+    if backend is None and _runtime.current_backend == "core" or backend == "core":
         y = (_core.dropout_fast(grad, rate, seed, offset, True, inverted, out)
              if noise_shape is None and type(rate) is float else
              _core.variant_fast(0, grad, rate, seed, offset, noise_shape, out) if type(rate) is float and inverted is True
@@ -193,8 +193,8 @@ def dropout_mask(shape, rate, *, seed, offset=0, packed=False, backend=None):
     _validate.span(o, n)
     out = np.empty((n + 7) // 8, dtype=np.uint8) if packed else np.empty(dims, dtype=np.bool_)
     if n:  # (an empty mask touches no position: not even offset 2**64 reaches a kernel)
-        k.bernoulli_mask(out.reshape(-1), n, threshold(r), s, o, packed, _runtime._threads,
-                         _runtime._simd)
+        k.bernoulli_mask(out.reshape(-1), n, threshold(r), s, o, packed, _runtime.current_threads,
+                         _runtime.current_simd)
     return out
 
 
@@ -233,4 +233,4 @@ def philox4x32_10(counter, key, *, backend=None):
     lead = np.broadcast_shapes(c.shape[:-1], k.shape[:-1])
     cb = np.ascontiguousarray(np.broadcast_to(c, lead + (4,)).reshape(-1, 4))
     kb = np.ascontiguousarray(np.broadcast_to(k, lead + (2,)).reshape(-1, 2))
-    return _core.philox4x32_10(cb, kb, _runtime._simd).reshape(lead + (4,))
+    return _core.philox4x32_10(cb, kb, _runtime.current_simd).reshape(lead + (4,))

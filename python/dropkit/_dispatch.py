@@ -17,7 +17,7 @@ from . import _core, _params, _runtime
 
 def core_backend(backend: Any) -> bool:
     """True when the call runs on the C++ core (no validation: a bad name takes the general path)."""
-    return _runtime._backend == "core" if backend is None else backend == "core"
+    return _runtime.current_backend == "core" if backend is None else backend == "core"
 
 
 def kernels(backend: Optional[str]) -> ModuleType:
@@ -39,7 +39,7 @@ def kernel(name: str, backend: Optional[str], twin: str = "_variants") -> Callab
 
 def run(name: str, backend: Optional[str], *args: Any) -> Any:
     """Call kernel ``name`` with ``args`` plus the process-wide thread count and SIMD target."""
-    return kernel(name, backend)(*args, _runtime._threads, _runtime._simd)
+    return kernel(name, backend)(*args, _runtime.current_threads, _runtime.current_simd)
 
 
 def identity(x: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
@@ -79,8 +79,8 @@ def apply_flat(x: np.ndarray, t: int, scale: float, seed: int, offset: int, out:
     src, y = buffers(x, out)
     if y.size:  # (an empty array touches no position: not even offset 2**64 reaches a kernel)
         # Positional: pybind11 parses keywords more slowly, which shows on small arrays.
-        kern.bernoulli_apply(src.reshape(-1), y.reshape(-1), t, scale, seed, offset, _runtime._threads,
-                             _runtime._simd)
+        kern.bernoulli_apply(src.reshape(-1), y.reshape(-1), t, scale, seed, offset, _runtime.current_threads,
+                             _runtime.current_simd)
     return y
 
 

@@ -41,7 +41,7 @@ def _initial_threads() -> int:
     return fallback
 
 
-_threads: int = _initial_threads()
+current_threads: int = _initial_threads()
 
 
 def _initial_simd() -> str:
@@ -67,8 +67,8 @@ def available_simd_targets() -> list[str]:
     return [t for t in SIMD_TARGETS if _core.simd_available(t)]
 
 
-_simd: str = _initial_simd()
-_core._set_fast_state(_threads, _simd)  # the settings the compiled fast path (dropout_fast) uses
+current_simd: str = _initial_simd()
+_core.set_fast_state(current_threads, current_simd)  # the settings the compiled fast path (dropout_fast) uses
 
 
 def set_num_threads(n: int) -> None:
@@ -89,11 +89,11 @@ def set_num_threads(n: int) -> None:
     TypeError
         If ``n`` is not an integer (bools, floats and strings included).
     """
-    global _threads
+    global current_threads
     n = _validate.threads(n)
     with _lock:
-        _threads = n
-        _core._set_fast_state(_threads, _simd)
+        current_threads = n
+        _core.set_fast_state(current_threads, current_simd)
 
 
 def get_num_threads() -> int:
@@ -110,7 +110,7 @@ def get_num_threads() -> int:
     -------
     int
     """
-    return _threads
+    return current_threads
 
 
 def simd_target() -> str:
@@ -123,7 +123,7 @@ def simd_target() -> str:
     -------
     str
     """
-    return _simd
+    return current_simd
 
 
 def set_simd_target(name: str) -> None:
@@ -139,15 +139,15 @@ def set_simd_target(name: str) -> None:
     ValueError
         If the name is unknown or the target is not available here.
     """
-    global _simd
+    global current_simd
     if name not in SIMD_TARGETS:
         raise ValueError(f"SIMD target must be one of {', '.join(SIMD_TARGETS)}, got {name!r}")
     if not _core.simd_available(name):
         raise ValueError(f"SIMD target {name!r} is not available on this CPU or build "
                          f"(available: {', '.join(available_simd_targets())})")
     with _lock:
-        _simd = name
-        _core._set_fast_state(_threads, _simd)
+        current_simd = name
+        _core.set_fast_state(current_threads, current_simd)
 
 
 def _parse_backend(raw: object, source: str) -> str:
@@ -162,7 +162,7 @@ def _initial_backend() -> str:
     return "core" if not raw.strip() else _parse_backend(raw, "DROPKIT_BACKEND")
 
 
-_backend: str = _initial_backend()
+current_backend: str = _initial_backend()
 
 
 def set_backend(name: str) -> None:
@@ -181,10 +181,10 @@ def set_backend(name: str) -> None:
     ValueError
         Any other name.
     """
-    global _backend
+    global current_backend
     b = _parse_backend(name, "backend")
     with _lock:
-        _backend = b
+        current_backend = b
 
 
 def get_backend() -> str:
@@ -194,9 +194,9 @@ def get_backend() -> str:
     -------
     str
     """
-    return _backend
+    return current_backend
 
 
 def backend_name(backend: str | None) -> str:
     """Resolve ``backend=``: None means the process-wide choice (:func:`get_backend`)."""
-    return _backend if backend is None else _parse_backend(backend, "backend")
+    return current_backend if backend is None else _parse_backend(backend, "backend")

@@ -42,7 +42,7 @@ def rate(value: object, name: str = "rate") -> float:
     return r
 
 
-def _integer(value: object, what: str) -> int:
+def integer(value: object, what: str) -> int:
     """A Python or NumPy integer (not bool) as an int; TypeError naming ``what`` otherwise."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{what}, got {value!r}")
@@ -56,7 +56,7 @@ def uint64(value: object, name: str) -> int:
     """An integer in [0, 2**64) (Python or NumPy integer, not bool)."""
     if type(value) is int and 0 <= value < _TWO64:  # the common case, fast
         return value
-    v = _integer(value, f"{name} must be an integer in [0, 2**64)")
+    v = integer(value, f"{name} must be an integer in [0, 2**64)")
     if not 0 <= v < _TWO64:
         raise ValueError(f"{name} must be in [0, 2**64), got {v}")
     return v
@@ -70,7 +70,7 @@ def offset(value: object, name: str = "offset") -> int:
     """
     if type(value) is int and 0 <= value <= _TWO64:  # the common case, fast
         return value
-    v = _integer(value, f"{name} must be an integer in [0, 2**64]")
+    v = integer(value, f"{name} must be an integer in [0, 2**64]")
     if not 0 <= v <= _TWO64:
         raise ValueError(f"{name} must be in [0, 2**64], got {v}")
     return v
@@ -162,7 +162,7 @@ def shape(value: object) -> tuple[int, ...]:
 
 def threads(value: object) -> int:
     """A thread count: an integer in [1, MAX_THREADS] (not bool)."""
-    n = _integer(value, f"the number of threads must be an integer in [1, {MAX_THREADS}]")
+    n = integer(value, f"the number of threads must be an integer in [1, {MAX_THREADS}]")
     if not 1 <= n <= MAX_THREADS:
         raise ValueError(f"the number of threads must be in [1, {MAX_THREADS}], got {n}")
     return n

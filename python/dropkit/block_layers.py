@@ -29,9 +29,9 @@ class _DropBlock:
         self.rate = _validate.rate(rate)
         _params.block_sizes((1 << 62,) * self._dims, block_size)  # checked now (clipped per input later)
         self.block_size = block_size
-        blocks._data_format(data_format)
+        blocks.channels_last_format(data_format)
         self.data_format = data_format
-        self.gamma_scale = blocks._gamma_scale(gamma_scale)
+        self.gamma_scale = blocks.check_gamma_scale(gamma_scale)
         self.batchwise = _validate.flag(batchwise, "batchwise")
         _runtime.backend_name(backend)
         self.backend = backend

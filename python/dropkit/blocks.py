@@ -164,14 +164,14 @@ def _kernel(backend: Optional[str], ndim: int):
     return _dispatch.kernel("drop_block_apply", "numpy", twin="_blocks")
 
 
-def _data_format(value: Any) -> bool:
+def channels_last_format(value: Any) -> bool:
     """True for channels last; ValueError naming ``data_format`` otherwise."""
     if not isinstance(value, str) or value not in _DATA_FORMATS:
         raise ValueError(f"data_format must be 'channels_first' or 'channels_last', got {value!r}")
     return value == "channels_last"
 
 
-def _gamma_scale(value: Any) -> float:
+def check_gamma_scale(value: Any) -> float:
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
@@ -199,8 +199,8 @@ def _setup(shape, rate, block_size, offset, data_format, gamma_scale, batchwise,
     """Validated ``(t, k, offset, batchwise, channels_last, noise size)`` of a call (§17.2-17.4)."""
     r = _validate.rate(rate)
     o = _validate.offset(offset)
-    last = _data_format(data_format)
-    g = _gamma_scale(gamma_scale)
+    last = channels_last_format(data_format)
+    g = check_gamma_scale(gamma_scale)
     bw = _validate.flag(batchwise, "batchwise")
     cf = _cf_shape(shape, last, name)
     n = math.prod(_noise_shape(cf, bw))
@@ -244,7 +244,7 @@ def drop_block_noise_size(shape, *, data_format="channels_first", batchwise=Fals
     int
         How far a layer's position counter advances per training call.
     """
-    last = _data_format(data_format)
+    last = channels_last_format(data_format)
     bw = _validate.flag(batchwise, "batchwise")
     return math.prod(_noise_shape(_cf_shape(_validate.shape(shape), last, "x"), bw))
 

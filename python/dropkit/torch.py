@@ -168,7 +168,7 @@ def _draw_seed() -> int:
             t = torch.empty((), dtype=torch.int64)
         c = _LOCAL.c = (t, t.numpy())
     c[0].random_(_LO, _HI)
-    return _unsigned(int(c[1]))
+    return from_int64(int(c[1]))
 
 
 def _splitmix64(z: int) -> int:
@@ -200,12 +200,16 @@ def derive_seed(seed: int, index: int) -> int:
     return _splitmix64(_splitmix64(_validate.uint64(seed, "seed")) ^ (_validate.uint64(index, "index") + 1))
 
 
-def _signed(v: int) -> int:
+# Helpers that dropkit.torch_blocks shares (not in __all__).
+
+
+def to_int64(v: int) -> int:
     """[0, 2**64) -> int64 (two's complement), as the operator schema's ``int`` holds."""
     return v - _TWO64 if v >= _TWO63 else v
 
 
-def _unsigned(v: int) -> int:
+def from_int64(v: int) -> int:
+    """int64 (two's complement) -> [0, 2**64): the inverse of :func:`to_int64`."""
     return v + _TWO64 if v < 0 else v
 
 
@@ -287,13 +291,13 @@ def _kernel(kind: str, p: float, seed: int, offset: int, src: torch.Tensor, dst:
     flat, nd, args = _CONSTS.get((kind, p)) or _consts(kind, p)
     if pos == -1:
         if flat is not None:  # (the flat kernels take any C-contiguous array)
-            flat(_np(src), _np(dst), *args, seed, offset, _runtime._threads, _runtime._simd)
+            flat(_np(src), _np(dst), *args, seed, offset, _runtime.current_threads, _runtime.current_simd)
         else:
-            nd(_np(src).reshape(-1), _np(dst).reshape(-1), *args, seed, offset, (1,), _runtime._threads,
-               _runtime._simd)
+            nd(_np(src).reshape(-1), _np(dst).reshape(-1), *args, seed, offset, (1,), _runtime.current_threads,
+               _runtime.current_simd)
     else:
         nd(_np(src), _np(dst), *args, seed, offset, _noise_pstrides(src.shape, pos),  # (a Size is a tuple)
-           _runtime._threads, _runtime._simd)
+           _runtime.current_threads, _runtime.current_simd)
 
 
 def _compute(x: torch.Tensor, kind: str, p: float, seed: int, offset: int, pos, inplace: bool = False):
@@ -325,7 +329,7 @@ def _compute(x: torch.Tensor, kind: str, p: float, seed: int, offset: int, pos, 
     flat, nd, args = _CONSTS.get((kind, p)) or _consts(kind, p)
     if pos == -1 and flat is not None:
         a = tmp.numpy()
-        flat(a, a, *args, seed, offset, _runtime._threads, _runtime._simd)
+        flat(a, a, *args, seed, offset, _runtime.current_threads, _runtime.current_simd)
     else:
         _kernel(kind, p, seed, offset, tmp, tmp, pos)
     return x.copy_(tmp) if inplace else tmp
@@ -457,7 +461,7 @@ class _NoiseF(torch.autograd.Function):
 # instead (``seed=None``: a seed drawn in the graph), with offset 0.
 
 def _op_run(x: torch.Tensor, kind: str, p: float, seed: int, offset: int, axes: int, inplace: bool):
-    return _compute(x, kind, p, _unsigned(seed), _unsigned(offset), axes, inplace)
+    return _compute(x, kind, p, from_int64(seed), from_int64(offset), axes, inplace)
 
 
 @torch.library.custom_op("dropkit::dropout_apply", mutates_args=(), device_types="cpu")
@@ -570,9 +574,9 @@ def _graph_apply(t: torch.Tensor, kind: str, p: float, seed, offset, axes: int, 
     ops = torch.ops.dropkit
     if seed is None:
         s = torch.randint(_LO, _HI, (), dtype=torch.int64)  # the draw of _draw_seed, in the graph
-        y = ops.seeded_apply(t.contiguous(), kind, p, s, _signed(offset), axes)
+        y = ops.seeded_apply(t.contiguous(), kind, p, s, to_int64(offset), axes)
         return t.copy_(y) if inplace else y
-    s = _signed(seed)
+    s = to_int64(seed)
     if kind == "dropout" and axes < 0:
         def op(x):
             return ops.dropout_apply(x, p, s, offset)
@@ -616,7 +620,8 @@ def _apply(t: torch.Tensor, kind: str, p: float, seed: int, offset: int, axes: i
 # ------------------------------------------------------------------------------------------------
 
 
-def _check_tensor(t, name: str = "t") -> None:
+def check_tensor(t, name: str = "t") -> None:
+    """A dense CPU tensor of a supported float dtype; TypeError or ValueError naming ``name`` otherwise."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if not t.is_cpu:
@@ -681,7 +686,7 @@ def _functional(name: str, t, p, training, seed, offset, inplace):
     if not training:
         return t
     if not (type(t) is torch.Tensor and t.is_cpu and t.layout == torch.strided and t.dtype in _DTYPES):
-        _check_tensor(t)
+        check_tensor(t)
     axes = -1 if noise_axes is None else noise_axes(t)
     if o:
         _validate.span(o, _noise_numel(tuple(t.shape), axes))
@@ -693,7 +698,7 @@ def _functional(name: str, t, p, training, seed, offset, inplace):
     if torch.compiler.is_compiling() or torch._C._is_tracing():
         if seed is None:
             return _graph_apply(t, kind, r, None, o, axes, inplace)
-        return _graph_apply(t, kind, r, seed, torch.tensor(_signed(o), dtype=torch.int64), axes, inplace)
+        return _graph_apply(t, kind, r, seed, torch.tensor(to_int64(o), dtype=torch.int64), axes, inplace)
     return _apply(t, kind, r, _draw_seed() if seed is None else seed, o, axes, inplace)
 
 
@@ -889,11 +894,11 @@ class _Stream:
 
     @property
     def position(self) -> int:
-        return _unsigned(int(self._position))
+        return from_int64(int(self._position))
 
     @position.setter
     def position(self, value) -> None:
-        self._position.fill_(_signed(_validate.uint64(value, "position")))
+        self._position.fill_(to_int64(_validate.uint64(value, "position")))
 
     def extra_repr(self) -> str:
         if self.seed is None:
@@ -922,7 +927,7 @@ class _Stream:
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
         if self.seed is not None:
-            destination[prefix + "seed"] = torch.tensor(_signed(self.seed), dtype=torch.int64)
+            destination[prefix + "seed"] = torch.tensor(to_int64(self.seed), dtype=torch.int64)
             destination[prefix + "position"] = self._position if keep_vars else self._position.detach().clone()
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
@@ -939,7 +944,7 @@ class _Stream:
             if not (isinstance(v, torch.Tensor) and v.dim() == 0 and v.dtype == torch.int64):
                 error_msgs.append(f"{key} must be a 0-d int64 tensor, got {v!r}")
             elif name == "seed":
-                self.seed = _unsigned(int(v))
+                self.seed = from_int64(int(v))
             else:
                 self._position.copy_(v)
 
@@ -978,7 +983,7 @@ class _Stream:
             return input
         if not (type(input) is torch.Tensor and input.is_cpu and input.layout == torch.strided
                 and input.dtype in _DTYPES):
-            _check_tensor(input, "input")
+            check_tensor(input, "input")
         kind, check_rate, noise_axes, top = _VARIANTS[self._variant]
         p = self.p
         if not (type(p) is float and 0.0 < p <= top):
@@ -995,14 +1000,14 @@ class _Stream:
         if seed is None:
             return input if p == 0.0 else _apply(input, kind, p, _draw_seed(), 0, axes, inplace)
         counter = self._counter()
-        position = _unsigned(int(counter))
+        position = from_int64(int(counter))
         n = _noise_numel(tuple(input.shape), axes)
         if torch._C._are_functorch_transforms_active():
             n *= _batch_factor(input)  # vmap(randomness="different") uses B * n positions
         if position + n >= _TWO64:  # the int64 counter would wrap to 0 and reuse the stream
             raise ValueError(f"the layer's stream is exhausted: position + noise size must stay "
                              f"below 2**64, got position={position} and noise size={n}")
-        counter[()] = _signed(position + n)
+        counter[()] = to_int64(position + n)
         return input if p == 0.0 else _apply(input, kind, p, seed, position, axes, inplace)
 
 

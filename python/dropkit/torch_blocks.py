@@ -51,8 +51,8 @@ _TWO64 = 1 << 64
 def _run(src: torch.Tensor, dst: torch.Tensor, p: float, block_size: int, gamma_scale: float,
          batchwise: bool, seed: int, offset: torch.Tensor) -> None:
     """``dst = drop_block(src)`` for contiguous CPU tensors of one dtype, through the NumPy API."""
-    o = _dt._unsigned(int(offset))
-    s = _dt._unsigned(seed)
+    o = _dt.from_int64(int(offset))
+    s = _dt.from_int64(seed)
     kw = dict(seed=s, offset=o, gamma_scale=gamma_scale, batchwise=batchwise)
     if src.dtype == torch.bfloat16:  # NumPy has no bfloat16: float32 round trip, as dropkit.torch
         tmp = src.detach().float()
@@ -105,14 +105,14 @@ _drop_block_apply.register_autograd(_backward, setup_context=_setup)
 
 
 def _check_args(t, drop_prob, block_size, gamma_scale, with_noise, batchwise, name):
-    _dt._check_tensor(t, name)
+    _dt.check_tensor(t, name)
     if t.dim() != 4:
         raise ValueError(f"DropBlock2d expects a 4-D (N, C, H, W) input, got a {t.dim()}-D input of "
                          f"shape {tuple(t.shape)}")
     p = _validate.rate(drop_prob, "drop_prob")
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-    g = blocks._gamma_scale(gamma_scale)
+    g = blocks.check_gamma_scale(gamma_scale)
     if _validate.flag(with_noise, "with_noise"):
         raise ValueError("with_noise=True (Gaussian noise in the dropped blocks, experimental in timm) is "
                          "not supported by dropkit; use with_noise=False")
@@ -181,7 +181,7 @@ def drop_block_2d(x, drop_prob=0.1, block_size=7, gamma_scale=1.0, with_noise=Fa
     _validate.span(o, _noise_numel(x, bw))
     if not _validate.flag(training, "training") or p == 0.0:
         return x
-    return _apply(x, p, block_size, g, bw, _dt._signed(s), torch.tensor(_dt._signed(o), dtype=torch.int64),
+    return _apply(x, p, block_size, g, bw, _dt.to_int64(s), torch.tensor(_dt.to_int64(o), dtype=torch.int64),
                   bool(inplace))
 
 
@@ -223,7 +223,7 @@ class DropBlock2d(torch.nn.Module):
         if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
             raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
         self.block_size = block_size
-        self.gamma_scale = blocks._gamma_scale(gamma_scale)
+        self.gamma_scale = blocks.check_gamma_scale(gamma_scale)
         if _validate.flag(with_noise, "with_noise"):
             raise ValueError("with_noise=True (Gaussian noise in the dropped blocks, experimental in timm) is "
                              "not supported by dropkit; use with_noise=False")
@@ -236,11 +236,11 @@ class DropBlock2d(torch.nn.Module):
 
     @property
     def position(self) -> int:
-        return _dt._unsigned(int(self._position))
+        return _dt.from_int64(int(self._position))
 
     @position.setter
     def position(self, value) -> None:
-        self._position.fill_(_dt._signed(_validate.uint64(value, "position")))
+        self._position.fill_(_dt.to_int64(_validate.uint64(value, "position")))
 
     def extra_repr(self) -> str:
         return (f"drop_prob={self.drop_prob}, block_size={self.block_size}, gamma_scale={self.gamma_scale}, "
@@ -259,7 +259,7 @@ class DropBlock2d(torch.nn.Module):
                                  f"2**64, got position={self.position} and noise size={n}")
         offset = self._position.clone()
         self._position.add_(n)
-        return _apply(x, p, self.block_size, g, bw, _dt._signed(self.seed), offset, self.inplace)
+        return _apply(x, p, self.block_size, g, bw, _dt.to_int64(self.seed), offset, self.inplace)
 
 
 # ------------------------------------------------------------------------------------------------

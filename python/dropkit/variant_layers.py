@@ -722,7 +722,7 @@ class CurriculumDropout(_BroadcastDropout):
     def __init__(self, final_rate=0.5, epochs=100, *, schedule="linear", gamma=None, seed=None,
                  inverted=True, backend=None):
         self.final_rate = _validate.rate(final_rate, "final_rate")
-        e = _validate._integer(epochs, "epochs must be a positive integer")
+        e = _validate.integer(epochs, "epochs must be a positive integer")
         if e <= 0:
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
         if schedule not in ("linear", "exponential"):
@@ -1130,7 +1130,7 @@ class ConcreteDropout(_StreamLayer):
 
     @staticmethod
     def _input_dim(input_dim) -> int:
-        k = _validate._integer(input_dim, "input_dim must be a positive integer")
+        k = _validate.integer(input_dim, "input_dim must be a positive integer")
         if k <= 0:
             raise ValueError(f"input_dim must be a positive integer, got {input_dim!r}")
         return k

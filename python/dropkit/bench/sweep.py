@@ -150,7 +150,7 @@ def _candidates(cell: Cell, x: np.ndarray, g: np.ndarray, cfg: SweepConfig) -> T
 
 
 def _measure(cell: Cell, x: np.ndarray, g: np.ndarray, cfg: SweepConfig, seconds: Optional[float]) -> None:
-    t0 = timing._clock()
+    t0 = timing.clock()
     cands, keep = _candidates(cell, x, g, cfg)
     if not cell.pairs:
         cell.pairs = headline_pairs([c.name for c in cands])
@@ -159,14 +159,14 @@ def _measure(cell: Cell, x: np.ndarray, g: np.ndarray, cfg: SweepConfig, seconds
     for name, m in fresh.items():  # pass 2 appends to pass 1's samples
         m.samples = cell.meas[name].samples if name in cell.meas else []
         cell.meas[name] = m
-    deadline = None if seconds is None else timing._clock() + seconds
+    deadline = None if seconds is None else timing.clock() + seconds
     cell.stop = timing.run_rounds(cands, cell.meas, cell.pairs, min_rounds=cfg.min_rounds,
                                   max_rounds=cfg.max_rounds, tol=cfg.tol, deadline=deadline)
     share = others.share()
     if share is not None:
         cell.others_cpu_share = max(share, cell.others_cpu_share or 0.0)
     del keep
-    cell.seconds += timing._clock() - t0
+    cell.seconds += timing.clock() - t0
 
 
 def cell_line(cell: Cell) -> str:
@@ -184,7 +184,7 @@ def cell_line(cell: Cell) -> str:
 
 def run_sweep(cfg: SweepConfig, progress: Optional[TextIO] = sys.stderr, verbose: bool = False) -> List[Cell]:
     """Time every cell of ``cfg`` (see the module docstring); return the cells."""
-    t0 = timing._clock()
+    t0 = timing.clock()
     keys = [(n, d, t, v, di) for n in cfg.sizes for d in cfg.dtypes for t in cfg.threads
             for v in cfg.variants for di in cfg.directions]
     bar = Progress(len(keys), progress, verbose)
@@ -200,7 +200,7 @@ def run_sweep(cfg: SweepConfig, progress: Optional[TextIO] = sys.stderr, verbose
             cell = Cell(vname, direction, dtype, n, threads, {}, [], threads_reported=readback[threads])
             seconds = cfg.cell_time  # beyond min_rounds; within a fair share of the budget left
             if cfg.budget is not None:
-                seconds = min(seconds, max(0.0, cfg.budget - (timing._clock() - t0)) / (len(keys) - len(cells)))
+                seconds = min(seconds, max(0.0, cfg.budget - (timing.clock() - t0)) / (len(keys) - len(cells)))
             _measure(cell, *inputs[(n, dtype)], cfg, seconds)
             cells.append(cell)
             bar.step(f"{vname} {direction[:3]} n={log2(n)}", cell_line(cell))
@@ -208,7 +208,7 @@ def run_sweep(cfg: SweepConfig, progress: Optional[TextIO] = sys.stderr, verbose
         wide.sort(key=lambda c: -timing.widest(c.meas, c.pairs))
         bar.total += len(wide)
         for i, cell in enumerate(wide):
-            left = None if cfg.budget is None else cfg.budget - (timing._clock() - t0)
+            left = None if cfg.budget is None else cfg.budget - (timing.clock() - t0)
             seconds = None if left is None else left / (len(wide) - i)
             if seconds is not None:  # rebuilding costs about a round: give a cell at least two more
                 per_round = cell.seconds / min(len(m.samples) for m in cell.meas.values())

@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 __all__ = ["Candidate", "Measurement", "measure_interleaved", "run_rounds", "ratio_ci", "median", "summarize",
            "CONFIDENCE"]
 
-_clock = time.perf_counter
+clock = time.perf_counter
 CONFIDENCE = 0.9
 
 
@@ -80,10 +80,10 @@ def _run_sample(c: Candidate, number: int, settle: float = 0.0) -> float:
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
-        t0 = _clock()
+        t0 = clock()
         for _ in range(number):
             fn()
-        t1 = _clock()
+        t1 = clock()
     finally:
         if gc_was_on:
             gc.enable()
@@ -99,8 +99,8 @@ def calibrate(candidates: Sequence[Candidate], *, warmup: int = 1, warmup_time: 
     for c in candidates:
         if c.pre is not None:
             c.pre()
-        t_end, done = _clock() + warmup_time, 0
-        while done < warmup or (done > 0 and _clock() < t_end):
+        t_end, done = clock() + warmup_time, 0
+        while done < warmup or (done > 0 and clock() < t_end):
             c.fn()
             done += 1
         per_call = _run_sample(c, 1)
@@ -145,7 +145,7 @@ def widest(meas: Dict[str, Measurement], pairs: Sequence[Tuple[str, str]]) -> fl
 
 def run_rounds(candidates: Sequence[Candidate], meas: Dict[str, Measurement], pairs: Sequence[Tuple[str, str]], *,
                min_rounds: int, max_rounds: int, tol: float, deadline: Optional[float]) -> str:
-    """Add rounds to ``meas`` until the cell is tight, its deadline (a ``_clock()`` time) has passed
+    """Add rounds to ``meas`` until the cell is tight, its deadline (a ``clock()`` time) has passed
     or it has ``max_rounds``; at least ``min_rounds`` in all. Returns why it stopped."""
     while True:
         r = min((len(m.samples) for m in meas.values()), default=0)
@@ -154,6 +154,6 @@ def run_rounds(candidates: Sequence[Candidate], meas: Dict[str, Measurement], pa
                 return "tight"
             if r >= max_rounds:
                 return "max-rounds"
-            if deadline is not None and _clock() >= deadline:
+            if deadline is not None and clock() >= deadline:
                 return "budget"
         one_round(candidates, meas, r)

@@ -74,11 +74,11 @@ def drop_block_keep(noise_shape: Sequence[int], k: Sequence[int], threshold: int
         True where kept.
     """
     noise_shape = tuple(int(n) for n in noise_shape)
-    s = _kernels._check_int("seed", seed, 0, _TWO64 - 1)
-    o = _kernels._check_int("offset", offset, 0, _TWO64)
-    t = _kernels._check_int("threshold", threshold, 0, _TWO32)
+    s = _kernels.check_int("seed", seed, 0, _TWO64 - 1)
+    o = _kernels.check_int("offset", offset, 0, _TWO64)
+    t = _kernels.check_int("threshold", threshold, 0, _TWO32)
     total = math.prod(noise_shape)
-    _kernels._check_span(total, o)
+    _kernels.check_span(total, o)
     spatial = noise_shape[2:]
     if total == 0:
         return np.ones(noise_shape, dtype=bool)

@@ -47,7 +47,7 @@ _FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64
 # --------------------------------------------------------------------------------------------
 
 
-def _check_int(name: str, value: object, lo: int, hi: int) -> int:
+def check_int(name: str, value: object, lo: int, hi: int) -> int:
     """Return ``value`` as a Python int after checking it is an integer in ``[lo, hi]``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
@@ -57,7 +57,7 @@ def _check_int(name: str, value: object, lo: int, hi: int) -> int:
     return v
 
 
-def _check_span(n: int, offset: int) -> None:
+def check_span(n: int, offset: int) -> None:
     """Section 2: ``offset + n`` must not exceed ``2**64``."""
     if offset + n > _TWO64:
         raise ValueError(f"offset + n must not exceed 2**64, got offset={offset}, n={n}")
@@ -84,7 +84,7 @@ def _check_writeable(name: str, a: np.ndarray) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _philox_words(
+def philox_words(
     c0: np.ndarray,
     c1: np.ndarray,
     c2: np.ndarray,
@@ -149,7 +149,7 @@ def philox4x32_10(counter: object, key: object) -> np.ndarray:
     lead = np.broadcast_shapes(c.shape[:-1], k.shape[:-1])
     c = np.broadcast_to(c, lead + (4,))
     k = np.broadcast_to(k, lead + (2,))
-    words = _philox_words(c[..., 0], c[..., 1], c[..., 2], c[..., 3], k[..., 0], k[..., 1])
+    words = philox_words(c[..., 0], c[..., 1], c[..., 2], c[..., 3], k[..., 0], k[..., 1])
     out = np.empty(lead + (4,), dtype=np.uint32)
     for w in range(4):
         out[..., w] = words[w]
@@ -167,13 +167,13 @@ def _n_planes(threshold: int) -> int:
     return _NPLANES - trailing_zeros
 
 
-def _plane_bits(blocks: np.ndarray, plane: int, k0: np.uint64, k1: np.uint64) -> np.ndarray:
+def plane_bits(blocks: np.ndarray, plane: int, k0: np.uint64, k1: np.uint64) -> np.ndarray:
     """Section 3: the bits ``B_p`` of every lane of ``blocks``, flattened, as uint8 0/1.
 
     ``blocks`` is a uint64 array of block indices. The result has ``128 * blocks.size``
     entries; entry ``128 * i + j`` is lane ``j`` of block ``blocks[i]``.
     """
-    x = _philox_words(
+    x = philox_words(
         blocks & _MASK32,  # c0 = b mod 2**32
         blocks >> _SHIFT32,  # c1 = floor(b / 2**32)
         np.uint64(plane),  # c2 = p
@@ -208,7 +208,7 @@ def _keep_span(n: int, threshold: int, seed: int, offset: int) -> np.ndarray:
     top = np.zeros(blocks.size * _BLOCK, dtype=np.uint32)
     for p in range(n_planes):
         top <<= np.uint32(1)
-        top |= _plane_bits(blocks, p, k0, k1)
+        top |= plane_bits(blocks, p, k0, k1)
     t_top = np.uint32(threshold >> (_NPLANES - n_planes))
     return top[lane0 : lane0 + n] >= t_top
 
@@ -235,11 +235,11 @@ def _check_stream_args(
     n: object, threshold: object, seed: object, offset: object
 ) -> Tuple[int, int, int, int]:
     """Check the stream arguments shared by every kernel; return them as Python ints."""
-    n_ = _check_int("n", n, 0, _TWO64)
-    t = _check_int("threshold", threshold, 0, _TWO32)
-    s = _check_int("seed", seed, 0, _TWO64 - 1)
-    o = _check_int("offset", offset, 0, _TWO64 - 1)
-    _check_span(n_, o)
+    n_ = check_int("n", n, 0, _TWO64)
+    t = check_int("threshold", threshold, 0, _TWO32)
+    s = check_int("seed", seed, 0, _TWO64 - 1)
+    o = check_int("offset", offset, 0, _TWO64 - 1)
+    check_span(n_, o)
     return n_, t, s, o
 
 

@@ -147,8 +147,8 @@ _FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64
 # --------------------------------------------------------------------------------------------
 
 
-def _check_int(name: str, value: object, lo: int, hi: int) -> int:
-    return _kernels._check_int(name, value, lo, hi)
+def check_int(name: str, value: object, lo: int, hi: int) -> int:
+    return _kernels.check_int(name, value, lo, hi)
 
 
 def _check_float_array(name: str, a: object) -> np.ndarray:
@@ -196,7 +196,7 @@ def _check_map(shape: Tuple[int, ...], pstrides: Optional[Sequence[int]], offset
     pstrides = tuple(pstrides)
     if len(pstrides) != len(shape):
         raise ValueError(f"pstrides must have {len(shape)} entries, got {pstrides!r}")
-    pstrides = tuple(_check_int("pstrides entry", p, 0, _TWO64 - 1) for p in pstrides)
+    pstrides = tuple(check_int("pstrides entry", p, 0, _TWO64 - 1) for p in pstrides)
     if math.prod(shape) and _max_position(shape, pstrides, offset) >= _TWO64:
         raise ValueError(
             f"positions must stay below 2**64: offset={offset}, shape={shape}, pstrides={pstrides}"
@@ -235,7 +235,7 @@ def positions(shape: Sequence[int], pstrides: Optional[Sequence[int]], offset: i
         ``offset + sum(i_d * pstrides[d])``.
     """
     shape = tuple(int(s) for s in shape)
-    o = _check_int("offset", offset, 0, _TWO64 - 1)
+    o = check_int("offset", offset, 0, _TWO64 - 1)
     ps = _check_map(shape, pstrides, o)
     n = math.prod(shape)
     return _positions_flat(shape, ps, o, 0, n).reshape(shape)
@@ -258,8 +258,8 @@ def _drive(x, out, seed, offset, pstrides, policy) -> np.ndarray:
     written, also in place). A policy returns values of x's dtype."""
     _check_float_array("x", x)
     _check_out(x, out)
-    s = _check_int("seed", seed, 0, _TWO64 - 1)
-    o = _check_int("offset", offset, 0, _TWO64 - 1)
+    s = check_int("seed", seed, 0, _TWO64 - 1)
+    o = check_int("offset", offset, 0, _TWO64 - 1)
     ps = _check_map(x.shape, pstrides, o)
     xf = x.reshape(-1)
     if np.shares_memory(x, out):
@@ -293,7 +293,7 @@ def bernoulli_keep_at(pos: np.ndarray, threshold: object, seed: int) -> np.ndarr
     -------
     numpy.ndarray of bool, shape of ``pos`` broadcast with ``threshold``.
     """
-    s = _check_int("seed", seed, 0, _TWO64 - 1)
+    s = check_int("seed", seed, 0, _TWO64 - 1)
     pos = np.asarray(pos, dtype=np.uint64)
     t = np.asarray(threshold, dtype=np.uint64)
     if t.size and int(t.max()) > _TWO32:
@@ -315,7 +315,7 @@ def bernoulli_keep_at(pos: np.ndarray, threshold: object, seed: int) -> np.ndarr
     top = np.zeros(flat_pos.size, dtype=np.uint64)
     for p in range(n_planes):
         top <<= np.uint64(1)
-        top |= _kernels._plane_bits(blocks, p, k0, k1)[pick].astype(np.uint64)
+        top |= _kernels.plane_bits(blocks, p, k0, k1)[pick].astype(np.uint64)
     return (top >= (flat_t >> np.uint64(32 - n_planes))).reshape(pos.shape)
 
 
@@ -384,12 +384,12 @@ def continuous_words_at(pos: np.ndarray, seed: int, draw: int = 0) -> np.ndarray
     -------
     numpy.ndarray of uint32, shape of ``pos``.
     """
-    s = _check_int("seed", seed, 0, _TWO64 - 1)
-    d = _check_int("draw", draw, 0, _TWO32 - 1)
+    s = check_int("seed", seed, 0, _TWO64 - 1)
+    d = check_int("draw", draw, 0, _TWO32 - 1)
     pos = np.asarray(pos, dtype=np.uint64)
     flat = pos.reshape(-1)
     quads, inv = _span_or_unique(flat >> np.uint64(2))
-    x = _kernels._philox_words(
+    x = _kernels.philox_words(
         quads & _MASK32,
         quads >> np.uint64(32),
         np.uint64(d),
@@ -421,9 +421,9 @@ def continuous_words(seed: int, offset: int, n: int, draw: int = 0) -> np.ndarra
     -------
     numpy.ndarray of uint32, shape (n,)
     """
-    n_ = _check_int("n", n, 0, _TWO64)
-    o = _check_int("offset", offset, 0, _TWO64 - 1)
-    _kernels._check_span(n_, o)
+    n_ = check_int("n", n, 0, _TWO64)
+    o = check_int("offset", offset, 0, _TWO64 - 1)
+    _kernels.check_span(n_, o)
     pos = np.arange(n_, dtype=np.uint64) + np.uint64(o)
     return continuous_words_at(pos, seed, draw)
 
@@ -548,9 +548,9 @@ def normals(seed: int, offset: int, n: int) -> np.ndarray:
     -------
     numpy.ndarray of float32, shape (n,)
     """
-    n_ = _check_int("n", n, 0, _TWO64)
-    o = _check_int("offset", offset, 0, _TWO64 - 1)
-    _kernels._check_span(n_, o)
+    n_ = check_int("n", n, 0, _TWO64)
+    o = check_int("offset", offset, 0, _TWO64 - 1)
+    _kernels.check_span(n_, o)
     return normals_at(np.arange(n_, dtype=np.uint64) + np.uint64(o), seed)
 
 
@@ -748,9 +748,9 @@ def concrete_backward(
     it = _check_real("inv_temperature", inv_temperature)
     sc32 = np.float32(_check_real("scale", scale))
     p64 = _check_real("p", p)
-    s = _check_int("seed", seed, 0, _TWO64 - 1)
-    o = _check_int("offset", offset, 0, _TWO64 - 1)
-    _kernels._check_span(x.size, o)
+    s = check_int("seed", seed, 0, _TWO64 - 1)
+    o = check_int("offset", offset, 0, _TWO64 - 1)
+    _kernels.check_span(x.size, o)
     gf = grad.reshape(-1).copy()
     xf = x.reshape(-1)
     dxf = dx.reshape(-1)
@@ -812,7 +812,7 @@ def alpha_apply(
         ``out``.
     """
     _check_float_array("x", x)
-    t = _check_int("threshold", threshold, 0, _TWO32)
+    t = check_int("threshold", threshold, 0, _TWO32)
     ct = _compute_type(x.dtype)
     a_c, b_c, f_c = ct(_check_real("a", a)), ct(_check_real("b", b)), ct(_check_real("fill", fill))
 
@@ -851,8 +851,8 @@ def chunk_partials(values: np.ndarray, offset: int) -> Tuple[int, np.ndarray]:
     v = np.asarray(values)
     if v.dtype != np.float64 or v.ndim != 1:
         raise TypeError(f"values must be a 1-D float64 array, got {v.dtype} with shape {v.shape}")
-    o = _check_int("offset", offset, 0, _TWO64 - 1)
-    _kernels._check_span(v.size, o)
+    o = check_int("offset", offset, 0, _TWO64 - 1)
+    _kernels.check_span(v.size, o)
     if v.size == 0:
         return o // REDUCE_CHUNK, np.zeros(0, dtype=np.float64)
     c0 = o // REDUCE_CHUNK
