@@ -65,7 +65,7 @@ counter-based stream: modules then advance a position counter, saved in the ``st
 
 Threads
 -------
-The core uses :func:`dropkit.get_num_threads` OpenMP threads, independent of
+The core uses :func:`dropkit.get_num_threads` threads of its own pool, independent of
 ``torch.get_num_threads()``; the bits never depend on either.
 """
 from __future__ import annotations
