@@ -200,3 +200,33 @@ def test_fast_path_out_in_place_and_overlap():
     assert _core.variant_fast(1, src, 0.3, 3, 0, (8, 1), dst) is None
     dropkit.gaussian_dropout(src, 0.3, seed=3, noise_shape=(8, 1), out=dst)
     _same(dst, expect)
+
+
+def test_rate_caches_never_serve_stale_thresholds():
+    """The compiled rate path keeps the last call's converted rates and threshold planes per thread
+    (a hit needs the very same rates, phase and feature count). Alternating rate arrays that differ
+    in one element, offsets of every phase mod 32, a refused array in between, and a strided array:
+    every call must equal the reference."""
+    x = _x((8, 96), np.float32, seed=5)  # 768 elements, period lcm(96, 32) = 96: the plane path
+    rng = np.random.default_rng(6)
+    r1 = rng.uniform(0, 0.9, 96)
+    r2 = r1.copy()
+    r2[37] = np.nextafter(r2[37], 1.0)  # one threshold may stay, the key must still differ
+    r3 = r1.copy()
+    r3[5] = 0.95
+    bad = r1.copy()
+    bad[3] = 1.5
+    calls = [(r1, 0), (r1, 0), (r2, 0), (r1, 7), (r1, 7), (r3, 7), (r1, 31), (r1, 32)]
+    for rates, offset in calls + calls[::-1]:
+        got = dropkit.dropout(x, rates, seed=9, offset=offset)
+        _same(got, dropkit.dropout(x, rates, seed=9, offset=offset, backend="numpy"))
+        with pytest.raises(ValueError, match="rate"):
+            dropkit.dropout(x, bad, seed=9, offset=offset)
+    wide = np.empty((96, 2))
+    wide[:, 0] = r3
+    _same(dropkit.dropout(x, wide[:, 0], seed=9), dropkit.dropout(x, r3, seed=9, backend="numpy"))
+    _same(dropkit.dropout(x, r1, seed=9), dropkit.dropout(x, r1, seed=9, backend="numpy"))
+    # the same rates with another feature count (a different key) and the float64 scales
+    x64 = _x((8, 48), np.float64, seed=7)
+    _same(dropkit.dropout(x64, r1[:48], seed=9), dropkit.dropout(x64, r1[:48], seed=9, backend="numpy"))
+    _same(dropkit.dropout(x, r1, seed=9), dropkit.dropout(x, r1, seed=9, backend="numpy"))

@@ -319,29 +319,55 @@ void register_fast(py::module_& m) {
             unsigned __int128 count;
             if (!fast_positions(xa, noise_shape, false, shape, ps, count)) return py::none();
             if (static_cast<unsigned __int128>(o) + count > (static_cast<unsigned __int128>(1) << 64)) return py::none();
-            // The rate array's elements in C order, checked, and their thresholds and scales.
+            // The rate array's elements in C order, checked, and their thresholds and scales. The
+            // calling thread keeps those of its last call with their C-contiguous rates as the key
+            // (compared in full), so a forward and its backward, or the steps between two rate
+            // updates, convert the rates once.
             const auto rn = static_cast<std::size_t>(ra.size());
             const int rnd = static_cast<int>(ra.ndim());
-            std::vector<std::uint64_t> tv(rn);
-            std::vector<double> sv(rn);
+            thread_local std::vector<double> key_rates;
+            thread_local int key_num = 0;
+            thread_local std::vector<std::uint64_t> tv;
+            thread_local std::vector<double> sv;
+            thread_local bool key_nonzero = false;
+            const bool contiguous = (ra.flags() & py::array::c_style) != 0;
+            const auto* rates = static_cast<const double*>(ra.data());
             bool any_nonzero = false;
-            {
-                std::vector<py::ssize_t> idx(static_cast<std::size_t>(rnd), 0);
+            if (contiguous && key_num == num && key_rates.size() == rn &&
+                std::memcmp(key_rates.data(), rates, rn * sizeof(double)) == 0) {
+                any_nonzero = key_nonzero;
+            } else {
+                key_rates.clear();  // (no key while tv and sv are rewritten: an early return leaves none)
+                tv.resize(rn);
+                sv.resize(rn);
+                // the multi-index over the rate array, its byte offset stepped axis by axis
+                py::ssize_t rshape[kMaxRateDims], rstride[kMaxRateDims], idx[kMaxRateDims] = {};
+                for (int d = 0; d < rnd; ++d) {
+                    rshape[d] = ra.shape(d);
+                    rstride[d] = ra.strides(d);
+                }
                 const auto* base = static_cast<const char*>(ra.data());
+                const bool f64 = num == kNpyDouble;
+                py::ssize_t off = 0;
                 for (std::size_t i = 0; i < rn; ++i) {
-                    py::ssize_t off = 0;
-                    for (int d = 0; d < rnd; ++d) off += idx[static_cast<std::size_t>(d)] * ra.strides(d);
                     double v;
                     std::memcpy(&v, base + off, sizeof v);
                     if (!(v >= 0.0 && v <= 1.0)) return py::none();
                     any_nonzero |= v != 0.0;
                     tv[i] = static_cast<std::uint64_t>(std::nearbyint(v * 4294967296.0));
                     const double sc = v == 1.0 ? 0.0 : 1.0 / (1.0 - v);
-                    sv[i] = num == kNpyDouble ? sc : static_cast<double>(static_cast<float>(sc));
+                    sv[i] = f64 ? sc : static_cast<double>(static_cast<float>(sc));
                     for (int d = rnd; d-- > 0;) {
-                        if (++idx[static_cast<std::size_t>(d)] < ra.shape(d)) break;
-                        idx[static_cast<std::size_t>(d)] = 0;
+                        off += rstride[d];
+                        if (++idx[d] < rshape[d]) break;
+                        off -= idx[d] * rstride[d];
+                        idx[d] = 0;
                     }
+                }
+                if (contiguous) {
+                    key_rates.assign(rates, rates + rn);
+                    key_num = num;
+                    key_nonzero = any_nonzero;
                 }
             }
             if (!any_nonzero) return py::none();  // the identity: Python returns x itself

@@ -348,17 +348,26 @@ namespace {
 // the thresholds' bit planes over one period, made once for the call (isa_table.hpp
 // PeriodicRates). `ok` is false for other rate arrays, rows too long for the planes to stay in
 // cache, and calls too short to pay for making them; those take the tile-by-tile transposition.
+//
+// The planes depend only on the thresholds of one period (and the phase), so the calling thread
+// keeps those of its last call and reuses them when the next call has the same ones: a layer's
+// forward and backward, and the training steps between two updates of adaptive rates, make them
+// once. (The key is the thresholds themselves, compared in full: a hit is exact, never a guess.)
 struct Periodic {
     std::vector<std::uint32_t> planes, never;
     std::vector<float> s32;
     std::vector<double> s64;
     PeriodicRates pr{};
     bool ok = false;
+    // the key of `planes`: the period's thresholds (clamped) and their never-bits, f and phase
+    std::vector<std::uint32_t> key_t32, key_never;
+    std::int64_t key_f = -1, key_phase = -1;
 };
 
 template <class T>
-Periodic periodic_rates(const KernelTable& k, std::size_t n, const RateArrays& r, std::uint64_t offset) {
-    Periodic P;
+const Periodic& periodic_rates(const KernelTable& k, std::size_t n, const RateArrays& r, std::uint64_t offset) {
+    thread_local Periodic P;
+    P.ok = false;
     const int last = r.ndim - 1;
     if (last < 0) return P;
     for (int d = 0; d < last; ++d)
@@ -378,6 +387,8 @@ Periodic periodic_rates(const KernelTable& k, std::size_t n, const RateArrays& r
         if (++feat == f) feat = 0;
     }
     const std::size_t row = groups / 4 + kMaxTileWords / 4 + 2;
+    if (P.key_f == f && P.key_phase == phase && P.key_t32 == t32 && P.key_never == never)
+        goto planes_ready;  // the last call's planes are these
     P.planes.assign(32 * 4 * row, 0);
     for (int p = 0; p < 32; ++p) {
         k.plane_bits(t32.data(), p, plane.data(), groups);
@@ -391,6 +402,11 @@ Periodic periodic_rates(const KernelTable& k, std::size_t n, const RateArrays& r
     }
     P.never.resize(groups + kMaxTileWords + 4);
     for (std::size_t q = 0; q < P.never.size(); ++q) P.never[q] = never[q < groups ? q : q % groups];
+    P.key_t32.swap(t32);
+    P.key_never.swap(never);
+    P.key_f = f;
+    P.key_phase = phase;
+planes_ready:
     const auto fs = static_cast<std::size_t>(f);
     const std::size_t ns = fs + kMaxTile;
     auto fill = [&](auto& v) {
@@ -414,7 +430,7 @@ void rates_run(const T* x, T* y, std::size_t n, const RateArrays& r, std::uint64
                int threads, Simd simd) {
     const KernelTable& k = table(simd);
     const TypedKernels<T>& kt = k.of<T>();
-    const Periodic P = periodic_rates<T>(k, n, r, offset);
+    const Periodic& P = periodic_rates<T>(k, n, r, offset);
     if (P.ok) {
         parallel_chunks(n, offset, threads, false,
                         [&](std::size_t i0, std::size_t i1) { kt.periodic(x, y, i0, i1, P.pr, seed, offset); });
