@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from . import _params, _runtime, _validate, blocks
-from .layers import Dropout, resolve_seed
+from .layers import Dropout, check_grad, resolve_seed
 
 __all__ = ["DropBlock1D", "DropBlock2D", "DropBlock3D"]
 
@@ -122,12 +122,7 @@ class _DropBlock:
         ValueError
             ``grad`` of another shape than the forward's input.
         """
-        if self._last is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        training, shape, offset, rate, params = self._last
-        g = _validate.float_array(grad, "grad")
-        if g.shape != shape:
-            raise ValueError(f"grad must have the last forward's shape {shape}, got {g.shape}")
+        g, (training, shape, offset, rate, params) = check_grad(self, grad)
         if not training:
             return g
         return blocks.drop_block_backward(g, rate, self.block_size, seed=self.seed, offset=offset,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 import secrets
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
@@ -28,6 +28,22 @@ def resolve_seed(seed: object) -> int:
     except TypeError:
         raise TypeError("seed must be None, an integer in [0, 2**64) or a numpy.random.Generator, "
                         f"got {seed!r}") from None
+
+
+def check_grad(layer: Any, grad: Any) -> Tuple[np.ndarray, tuple]:
+    """The precondition of every layer's ``backward``: a forward happened (``layer._last``, whose
+    second entry is its input's shape) and ``grad`` is a float array of that shape.
+
+    Returns ``(grad as an ndarray, layer._last)``; RuntimeError before any forward, ValueError
+    for another shape.
+    """
+    if layer._last is None:
+        raise RuntimeError(f"{type(layer).__name__}.backward called before forward")
+    g = _validate.float_array(grad, "grad")
+    shape = layer._last[1]
+    if g.shape != shape:
+        raise ValueError(f"grad must have the last forward's shape {shape}, got {g.shape}")
+    return g, layer._last
 
 
 def check_noise_shape(value: object) -> Optional[Tuple[Optional[int], ...]]:
@@ -247,12 +263,7 @@ class Dropout:
         ValueError
             ``grad`` has another shape than the forward's input.
         """
-        if self._last is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        training, shape, rate, offset = self._last
-        g = _validate.float_array(grad, "grad")
-        if g.shape != shape:
-            raise ValueError(f"grad must have the last forward's shape {shape}, got {g.shape}")
+        g, (training, shape, rate, offset) = check_grad(self, grad)
         ns = self._last_ns
         if ns is not None:  # the same broadcast mask and scales (dropkit.dropout_nd_backward)
             if not training:

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _core, _dispatch, _params, _runtime, _validate, variants
 from ._params import gaussian_rate, gaussian_stddev
-from .layers import Dropout, check_noise_shape, resolve_seed
+from .layers import Dropout, check_grad, check_noise_shape, resolve_seed
 from .reference import _variants as _refv
 
 __all__ = [
@@ -38,16 +38,6 @@ __all__ = [
 
 def _training(layer: Any, training: Any) -> bool:
     return layer._training if training is None else _validate.flag(training, "training")
-
-
-def _check_grad(layer: Any, grad: Any) -> Tuple[np.ndarray, tuple]:
-    if layer._last is None:
-        raise RuntimeError(f"{type(layer).__name__}.backward called before forward")
-    g = _validate.float_array(grad, "grad")
-    shape = layer._last[1]
-    if g.shape != shape:
-        raise ValueError(f"grad must have the last forward's shape {shape}, got {g.shape}")
-    return g, layer._last
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,7 +142,7 @@ class _BroadcastDropout(Dropout):
         ValueError
             ``grad`` of another shape than the forward's input.
         """
-        g, (training, _shape, rate, offset, ns) = _check_grad(self, grad)
+        g, (training, _shape, rate, offset, ns) = check_grad(self, grad)
         if not training:
             return self._eval(g, rate, ns)
         return variants.dropout_nd_backward(g, rate, seed=self.seed, offset=offset, noise_shape=ns,
@@ -842,7 +832,7 @@ class _StreamLayer:
         ValueError
             ``grad`` of another shape.
         """
-        g, (training, shape, params, offset, extra, ns) = _check_grad(self, grad)
+        g, (training, shape, params, offset, extra, ns) = check_grad(self, grad)
         if not training:
             return g
         return self._grad(g, params, offset, ns, extra)
