@@ -37,6 +37,17 @@ inline void require_writable_contiguous(const py::array& a, const char* what) {
     if (!a.writeable()) throw py::value_error(std::string(what) + " must be writable");
 }
 
+// f(x, y) with the data of x and y as float, double or float16 bits (std::uint16_t), by the
+// element size, with the GIL released: the one dtype switch of the bindings (the core names its
+// float16 entries like the others, core/dropkit.hpp).
+template <class F>
+void with_dtype(py::ssize_t itemsize, const void* xp, void* yp, F&& f) {
+    py::gil_scoped_release release;
+    if (itemsize == 4) f(static_cast<const float*>(xp), static_cast<float*>(yp));
+    else if (itemsize == 8) f(static_cast<const double*>(xp), static_cast<double*>(yp));
+    else f(static_cast<const std::uint16_t*>(xp), static_cast<std::uint16_t*>(yp));
+}
+
 void register_philox(py::module_& m);
 void register_dropout(py::module_& m);
 void register_runtime(py::module_& m);

@@ -22,6 +22,10 @@ void drop_block_apply(const double* x, double* y, const DropBlockShape& g, std::
                       std::uint64_t offset, int threads, Simd simd);
 void drop_block_apply_f16(const std::uint16_t* x, std::uint16_t* y, const DropBlockShape& g, std::uint64_t t,
                           std::uint64_t seed, std::uint64_t offset, int threads, Simd simd);
+inline void drop_block_apply(const std::uint16_t* x, std::uint16_t* y, const DropBlockShape& g, std::uint64_t t,
+                             std::uint64_t seed, std::uint64_t offset, int threads, Simd simd) {
+    drop_block_apply_f16(x, y, g, t, seed, offset, threads, simd);
+}
 
 namespace py_bind {
 
@@ -67,20 +71,9 @@ void register_dropblock(py::module_& m) {
                 throw py::value_error("offset + noise size must not exceed 2**64");
             const int nt = parse_threads(threads);
             const Simd sm = parse_simd(simd);
-            const void* xp = x.data();
-            void* yp = out.mutable_data();
-            {
-                py::gil_scoped_release release;
-                if (d.itemsize() == 4)
-                    drop_block_apply(static_cast<const float*>(xp), static_cast<float*>(yp), g, threshold, seed,
-                                     offset, nt, sm);
-                else if (d.itemsize() == 8)
-                    drop_block_apply(static_cast<const double*>(xp), static_cast<double*>(yp), g, threshold, seed,
-                                     offset, nt, sm);
-                else
-                    drop_block_apply_f16(static_cast<const std::uint16_t*>(xp), static_cast<std::uint16_t*>(yp), g,
-                                         threshold, seed, offset, nt, sm);
-            }
+            with_dtype(d.itemsize(), x.data(), out.mutable_data(), [&](const auto* xp, auto* yp) {
+                drop_block_apply(xp, yp, g, threshold, seed, offset, nt, sm);
+            });
             return out;
         },
         py::arg("x"), py::arg("out"), py::arg("threshold"), py::arg("k"), py::arg("seed"), py::arg("offset"),

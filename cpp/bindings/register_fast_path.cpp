@@ -114,34 +114,6 @@ bool fast_positions(const py::array& xa, const py::handle& noise_shape, bool fea
     return true;
 }
 
-template <class F>
-py::object run_typed(int num, const void* xp, void* yp, F&& f) {
-    py::gil_scoped_release release;
-    if (num == kNpyFloat) f(static_cast<const float*>(xp), static_cast<float*>(yp));
-    else if (num == kNpyDouble) f(static_cast<const double*>(xp), static_cast<double*>(yp));
-    else f(static_cast<const std::uint16_t*>(xp), static_cast<std::uint16_t*>(yp));
-    return py::none();
-}
-
-void engine_call(const std::uint16_t* x, std::uint16_t* y, const std::int64_t* shape, const std::uint64_t* ps, int nd,
-                 std::uint64_t o, const NoiseSpec& noise, const OpSpec& op, std::uint64_t s, int nt, Simd sm) {
-    engine_apply_f16(x, y, shape, ps, nd, o, noise, op, s, nt, sm);
-}
-template <class T>
-void engine_call(const T* x, T* y, const std::int64_t* shape, const std::uint64_t* ps, int nd, std::uint64_t o,
-                 const NoiseSpec& noise, const OpSpec& op, std::uint64_t s, int nt, Simd sm) {
-    engine_apply(x, y, shape, ps, nd, o, noise, op, s, nt, sm);
-}
-void rates_call(const std::uint16_t* x, std::uint16_t* y, const std::int64_t* shape, const std::uint64_t* ps, int nd,
-                std::uint64_t o, const RateArrays& r, std::uint64_t s, int nt, Simd sm) {
-    rates_apply_nd_f16(x, y, shape, ps, nd, o, r, s, nt, sm);
-}
-template <class T>
-void rates_call(const T* x, T* y, const std::int64_t* shape, const std::uint64_t* ps, int nd, std::uint64_t o,
-                const RateArrays& r, std::uint64_t s, int nt, Simd sm) {
-    rates_apply_nd(x, y, shape, ps, nd, o, r, s, nt, sm);
-}
-
 // The common tail of variant_fast and concrete_fast: seed and offset as Python ints, x and out
 // fast arrays, the position map (noise_shape, or the feature map), the span below 2**64; then one
 // engine call with the GIL released. None when any of it is not a fast call.
@@ -162,8 +134,8 @@ py::object engine_fast(py::handle x, py::handle seed, py::handle offset, py::han
     const int nt = g_threads.load(std::memory_order_relaxed);
     const auto sm = static_cast<Simd>(g_simd.load(std::memory_order_relaxed));
     const int nd = static_cast<int>(shape.size());
-    run_typed(num, xa.data(), ya.mutable_data(), [&](const auto* xp, auto* yp) {
-        engine_call(xp, yp, shape.data(), ps.data(), nd, o, noise, op, s, nt, sm);
+    with_dtype(xa.itemsize(), xa.data(), ya.mutable_data(), [&](const auto* xp, auto* yp) {
+        engine_apply(xp, yp, shape.data(), ps.data(), nd, o, noise, op, s, nt, sm);
     });
     return std::move(ya);
 }
@@ -389,8 +361,8 @@ void register_fast(py::module_& m) {
             const RateArrays rr{nd, shape.data(), tv.data(), bs.data(), sv.data(), bs.data()};
             const int nt = g_threads.load(std::memory_order_relaxed);
             const auto sm = static_cast<Simd>(g_simd.load(std::memory_order_relaxed));
-            run_typed(num, xa.data(), ya.mutable_data(), [&](const auto* xp, auto* yp) {
-                rates_call(xp, yp, shape.data(), ps.data(), nd, o, rr, s, nt, sm);
+            with_dtype(xa.itemsize(), xa.data(), ya.mutable_data(), [&](const auto* xp, auto* yp) {
+                rates_apply_nd(xp, yp, shape.data(), ps.data(), nd, o, rr, s, nt, sm);
             });
             return std::move(ya);
         },

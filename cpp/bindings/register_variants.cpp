@@ -2,6 +2,7 @@
 // NumPy twin in dropkit.reference._variants and goes through one validating driver
 // (call_engine) into the one engine of the core (engine.cpp).
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "bindings/common.hpp"
@@ -59,21 +60,10 @@ py::array call_engine(const py::array& x, py::array& out, const py::object& pstr
         throw py::value_error("every position must be below 2**64 (offset + sum((shape - 1) * pstrides))");
     const int nt = parse_threads(threads);
     const Simd s = parse_simd(simd);
-    const void* xp = x.data();
-    void* yp = out.mutable_data();
     const int nd = static_cast<int>(shape.size());
-    {
-        py::gil_scoped_release release;
-        if (d.itemsize() == 4)
-            engine_apply(static_cast<const float*>(xp), static_cast<float*>(yp), shape.data(), ps.data(), nd, offset,
-                         noise, op, seed, nt, s);
-        else if (d.itemsize() == 8)
-            engine_apply(static_cast<const double*>(xp), static_cast<double*>(yp), shape.data(), ps.data(), nd,
-                         offset, noise, op, seed, nt, s);
-        else
-            engine_apply_f16(static_cast<const std::uint16_t*>(xp), static_cast<std::uint16_t*>(yp), shape.data(),
-                             ps.data(), nd, offset, noise, op, seed, nt, s);
-    }
+    with_dtype(d.itemsize(), x.data(), out.mutable_data(), [&](const auto* xp, auto* yp) {
+        engine_apply(xp, yp, shape.data(), ps.data(), nd, offset, noise, op, seed, nt, s);
+    });
     return out;
 }
 
@@ -132,20 +122,9 @@ py::array rates_call(const py::array& x, py::array& out, const py::object& thres
     const RateArrays r{nd, shp.data(), tv.data(), ts.data(), sv.data(), ss.data()};
     const int nt = parse_threads(threads);
     const Simd s = parse_simd(simd);
-    const void* xp = x.data();
-    void* yp = out.mutable_data();
-    {
-        py::gil_scoped_release release;
-        if (d.itemsize() == 4)
-            rates_apply_nd(static_cast<const float*>(xp), static_cast<float*>(yp), shp.data(), ps.data(), nd, offset, r,
-                           seed, nt, s);
-        else if (d.itemsize() == 8)
-            rates_apply_nd(static_cast<const double*>(xp), static_cast<double*>(yp), shp.data(), ps.data(), nd, offset,
-                           r, seed, nt, s);
-        else
-            rates_apply_nd_f16(static_cast<const std::uint16_t*>(xp), static_cast<std::uint16_t*>(yp), shp.data(),
-                               ps.data(), nd, offset, r, seed, nt, s);
-    }
+    with_dtype(d.itemsize(), x.data(), out.mutable_data(), [&](const auto* xp, auto* yp) {
+        rates_apply_nd(xp, yp, shp.data(), ps.data(), nd, offset, r, seed, nt, s);
+    });
     return out;
 }
 
@@ -262,21 +241,12 @@ void register_variants(py::module_& m) {
                                      static_cast<float>(scale), p, inv_temperature};
             const int nt = parse_threads(threads);
             const Simd s = parse_simd(simd);
-            const void *gp = grad.data(), *xp = x.data();
-            void* dp = dx.mutable_data();
-            double sum;
-            {
-                py::gil_scoped_release release;
-                if (d.itemsize() == 4)
-                    sum = concrete_backward(static_cast<const float*>(gp), static_cast<const float*>(xp),
-                                            static_cast<float*>(dp), n, c, seed, offset, nt, s);
-                else if (d.itemsize() == 8)
-                    sum = concrete_backward(static_cast<const double*>(gp), static_cast<const double*>(xp),
-                                            static_cast<double*>(dp), n, c, seed, offset, nt, s);
-                else
-                    sum = concrete_backward_f16(static_cast<const std::uint16_t*>(gp), static_cast<const std::uint16_t*>(xp),
-                                                static_cast<std::uint16_t*>(dp), n, c, seed, offset, nt, s);
-            }
+            const void* xp = x.data();
+            double sum = 0.0;
+            with_dtype(d.itemsize(), grad.data(), dx.mutable_data(), [&](const auto* gp, auto* dp) {
+                using T = std::remove_cv_t<std::remove_pointer_t<decltype(gp)>>;
+                sum = concrete_backward(gp, static_cast<const T*>(xp), dp, n, c, seed, offset, nt, s);
+            });
             return py::make_tuple(dx, sum);
         },
         py::arg("grad"), py::arg("x"), py::arg("dx"), py::arg("logit"), py::arg("inv_temperature"), py::arg("scale"),

@@ -156,4 +156,22 @@ inline constexpr std::size_t kParallelCutoff = std::size_t{1} << 16;
 // Threads split the work in chunks of this many positions (a multiple of every target's tile).
 inline constexpr std::size_t kChunk = std::size_t{1} << 14;
 
+// float16 (its bits) under the common names, so that callers can dispatch on the element type
+// with one template (the *_f16 names above stay).
+inline void engine_apply(const std::uint16_t* x, std::uint16_t* y, const std::int64_t* shape,
+                         const std::uint64_t* pstrides, int ndim, std::uint64_t offset, const NoiseSpec& noise,
+                         const OpSpec& op, std::uint64_t seed, int threads, Simd simd) {
+    engine_apply_f16(x, y, shape, pstrides, ndim, offset, noise, op, seed, threads, simd);
+}
+inline void rates_apply_nd(const std::uint16_t* x, std::uint16_t* y, const std::int64_t* shape,
+                           const std::uint64_t* pstrides, int ndim, std::uint64_t offset, const RateArrays& r,
+                           std::uint64_t seed, int threads, Simd simd) {
+    rates_apply_nd_f16(x, y, shape, pstrides, ndim, offset, r, seed, threads, simd);
+}
+inline double concrete_backward(const std::uint16_t* g, const std::uint16_t* x, std::uint16_t* dx, std::size_t n,
+                                const ConcreteBackward& c, std::uint64_t seed, std::uint64_t offset, int threads,
+                                Simd simd) {
+    return concrete_backward_f16(g, x, dx, n, c, seed, offset, threads, simd);
+}
+
 }  // namespace dropkit
